@@ -1,0 +1,221 @@
+"""The Faust app: topics, the live run table and the two agents, wired to a store.
+
+Data flow (see README for the diagram)::
+
+    openlineage.events --ingest--> store.events_by_run / non_run_events
+                          |   `--> openlineage.events.dlq (+ store.dead_letters)
+                          `--> <app>-run-updates (one message per owning partition per batch)
+                                  --track_runs--> runs table (changelog) + store.run_status
+
+``ingest`` consumes in batches (``take_events``), so its store writes and sends are awaited
+before the batch's offsets can be committed: at-least-once, with idempotent writes.
+``track_runs`` handles one message at a time on purpose: a Faust table write goes to the
+changelog partition of the event being processed, and ``take`` would merge partitions.
+Each of its messages already carries a whole batch of updates for runs of that partition.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import faust
+import orjson
+
+from .config import Settings
+from .identity import run_partition
+from .retry import retry_forever
+from .runstate import MAX_SEEN, RunState, RunUpdate, apply_update, is_expired
+from .stats import Stats
+from .store import Store
+from .store.base import state_from_status, status_from_state
+from .triage import RawMessage, decode_updates, triage
+
+log = logging.getLogger(__name__)
+SWEEP = b'{"sweep":true}'
+
+
+@dataclass(slots=True)
+class _Expiry:
+    """Finished runs waiting to leave the live table, per internal partition, oldest first."""
+
+    queues: dict[int, collections.deque[tuple[float, str]]] = field(
+        default_factory=lambda: collections.defaultdict(collections.deque)
+    )
+    indexed: set[int] = field(default_factory=set)
+
+
+def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://") -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=table_store,
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        # quick group joins (the default took ~30 s on the embedded broker)
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=5.0,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
+        consumer_max_fetch_size=max(2 * settings.max_event_bytes, 4 * 1_048_576),
+        stream_buffer_maxsize=4 * settings.batch_size,
+        # every topic and table carries bytes we encode ourselves (orjson)
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    events_topic = app.topic(settings.topic, allow_empty=True, **raw)
+    dlq_topic = app.topic(settings.dlq_topic, **raw)
+    updates_topic = app.topic(
+        f"{settings.app_id}-run-updates", partitions=settings.partitions, internal=True, **raw
+    )
+    runs = app.Table("runs", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    stats = Stats()
+    expiry = _Expiry()
+    app.lineage_stats = stats  # type: ignore[attr-defined]
+
+    async def send_all(topic: faust.TopicT, messages: list[dict]) -> None:
+        """Send and wait for the broker's acknowledgement of every message."""
+        pending = [await topic.send(force=True, **m) for m in messages]
+        for fut in pending:
+            await fut
+
+    @app.agent(events_topic, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            messages = [
+                RawMessage(e.message.value, e.message.key, e.message.topic,
+                           e.message.partition, e.message.offset,
+                           tuple(e.message.headers or ()))  # fmt: skip
+                for e in events
+            ]
+            batch = triage(messages, max_bytes=settings.max_event_bytes,
+                           partitions=settings.partitions)  # fmt: skip
+            await retry_forever("store run events", lambda: store.write_events(batch.run_events))
+            await retry_forever(
+                "store non-run events", lambda: store.write_non_run_events(batch.non_run_events)
+            )
+            if batch.rejected:
+                letters = [
+                    {"key": r.message.key, "value": r.message.value, "headers": r.dlq_headers()}
+                    for r in batch.rejected
+                ]
+                await retry_forever("send to dead-letter topic", lambda: send_all(dlq_topic, letters))
+                dead = batch.dead_letters()
+                await retry_forever("store dead letters", lambda: store.write_dead_letters(dead))
+                for r in batch.rejected:
+                    log.warning("dead-lettered %s[%d]@%d: %s", r.message.topic,
+                                r.message.partition, r.message.offset, r.rejection.detail)  # fmt: skip
+            updates = [
+                {"key": None, "value": value, "partition": partition}
+                for partition, values in batch.update_messages.items()
+                for value in values
+            ]
+            await retry_forever("forward run updates", lambda: send_all(updates_topic, updates))
+            stats.record_batch(batch)
+
+    async def load_states(updates: list[RunUpdate]) -> dict[str, RunState | None]:
+        """Live states from the table; runs not in it are revived from the store, if known."""
+        states: dict[str, RunState | None] = {}
+        for update in updates:
+            if update.run_id not in states:
+                raw_state = runs.get(update.run_id.encode())
+                states[update.run_id] = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
+        missing = [run_id for run_id, s in states.items() if s is None]
+        if missing:
+            stored = await retry_forever("read run statuses", lambda: store.get_run_statuses(missing))
+            for run_id, status in stored.items():
+                seen = await retry_forever("read event ids", lambda r=run_id: store.recent_event_ids(r, MAX_SEEN))
+                count = await retry_forever("count events", lambda r=run_id: store.count_events(r))
+                states[run_id] = state_from_status(status, seen, count)
+        return states
+
+    async def apply_updates(partition: int, updates: list[RunUpdate]) -> None:
+        now = time.time()
+        states = await load_states(updates)
+        changed: dict[str, RunState] = {}
+        for update in updates:
+            new, was_new = apply_update(states[update.run_id], update, now)
+            if not was_new:
+                stats.duplicates += 1
+                continue
+            states[update.run_id] = changed[update.run_id] = new
+        updated_at = datetime.now(UTC)
+        for run_id, state in changed.items():
+            runs[run_id.encode()] = orjson.dumps(state.to_dict())
+            if state.finished_at is not None:
+                expiry.queues[partition].append((state.finished_at, run_id))
+        statuses = [status_from_state(s, updated_at) for s in changed.values()]
+        await retry_forever("store run statuses", lambda: store.write_run_statuses(statuses))
+        stats.runs_updated += len(statuses)
+
+    def sweep(partition: int) -> None:
+        """Drop finished runs older than the retention window from the live table."""
+        now = time.time()
+        queue = expiry.queues[partition]
+        if partition not in expiry.indexed:  # first sweep since start/assignment: index it
+            found = []
+            for key, value in runs.items():
+                run_id = key.decode()
+                if run_partition(run_id, settings.partitions) == partition:
+                    finished = orjson.loads(value).get("finished_at")
+                    if finished is not None:
+                        found.append((finished, run_id))
+            queue.extend(sorted(found))
+            expiry.indexed.add(partition)
+        removed = 0
+        while queue and now - queue[0][0] >= settings.run_retention_s:
+            _, run_id = queue.popleft()
+            raw_state = runs.get(run_id.encode())
+            if raw_state is None:
+                continue
+            state = RunState.from_dict(orjson.loads(raw_state))
+            if is_expired(state, now, settings.run_retention_s):
+                del runs[run_id.encode()]
+                removed += 1
+        stats.runs_evicted += removed
+
+    @app.agent(updates_topic, name="track_runs")
+    async def track_runs(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            if event.value == SWEEP:
+                sweep(partition)
+                continue
+            try:
+                updates = decode_updates(event.value)
+            except Exception:  # written by us; a bad one is a bug, never a reason to stall
+                log.exception("undecodable run-updates message at offset %d", event.message.offset)
+                continue
+            await apply_updates(partition, updates)
+
+    @app.timer(interval=max(1.0, settings.run_retention_s / 4))
+    async def request_sweeps() -> None:
+        # Timers run on every worker; the sweep itself runs in the agent owning each
+        # partition, inside stream iteration, so table deletes go to the right changelog.
+        if app.rebalancing:
+            return
+        for partition in range(settings.partitions):
+            await updates_topic.send(value=SWEEP, partition=partition)
+
+    @app.on_partitions_revoked.connect
+    async def forget_index(app: faust.App, revoked: set, **kwargs: object) -> None:
+        for tp in revoked:
+            if tp.topic == updates_topic.get_topic_name():
+                expiry.indexed.discard(tp.partition)
+                expiry.queues.pop(tp.partition, None)
+
+    @app.timer(interval=10.0)
+    async def report() -> None:
+        log.info("pipeline: %s", stats.summary())
+
+    app.lineage_agents = (ingest, track_runs)  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,282 @@
+"""OpenLineage event models (spec 2-0-2) and the one entry point that turns raw bytes into a
+validated event or a rejection with a human-readable reason.
+
+Lenient where producers are sloppy (unknown fields and facets are ignored here and kept in the
+stored original text; a malformed optional facet is dropped, not fatal; ``eventType`` may be
+absent or lower-case; ``eventTime`` may carry nanoseconds or no offset). Strict where the data
+would be useless: ``eventTime``, ``run.runId``, ``job.namespace`` and ``job.name`` must be there
+and be of the right type.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WrapValidator
+
+from .identity import content_hash, event_uuid
+
+
+class EventType(StrEnum):
+    START = "START"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    ABORT = "ABORT"
+    FAIL = "FAIL"
+    OTHER = "OTHER"
+
+
+TERMINAL_EVENT_TYPES = frozenset({EventType.COMPLETE, EventType.FAIL, EventType.ABORT})
+
+_EVENT_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+_MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TIME = datetime(4000, 1, 1, tzinfo=UTC)
+_EPOCH = _MIN_TIME
+
+
+@dataclass(frozen=True, slots=True)
+class EventTime:
+    """An event time: an aware UTC datetime (µs) plus 100-ns ticks since 1970 for identity."""
+
+    at: datetime
+    ticks: int  # 100-ns intervals since 1970-01-01T00:00:00Z
+
+    def iso(self) -> str:
+        return self.at.isoformat().replace("+00:00", "Z")
+
+
+def parse_event_time(value: Any) -> EventTime:
+    """ISO 8601 with optional fraction (any digits, nanoseconds included) and offset.
+
+    No offset means UTC, as OpenLineage producers that omit it mean.
+    """
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string")
+    m = _EVENT_TIME.fullmatch(value.strip())
+    if m is None:
+        raise ValueError(f"{value[:40]!r} is not an ISO 8601 date-time")
+    year, month, day, hour, minute, second, fraction, offset = m.groups()
+    fraction = (fraction or "")[:7].ljust(7, "0")
+    try:
+        naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError as exc:
+        raise ValueError(f"{value[:40]!r}: {exc}") from None
+    tz_delta = timedelta(0)
+    if offset and offset not in ("Z", "z"):
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        tz_delta = sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+    at = naive.replace(tzinfo=UTC) - tz_delta
+    if not _MIN_TIME <= at < _MAX_TIME:
+        raise ValueError(f"{value[:40]!r} is outside 1970..4000")
+    ticks_100ns = int(fraction)
+    at = at.replace(microsecond=ticks_100ns // 10)
+    whole = at.replace(microsecond=0) - _EPOCH
+    ticks = (whole.days * 86_400 + whole.seconds) * 10_000_000 + ticks_100ns
+    return EventTime(at=at, ticks=ticks)
+
+
+def _event_type(value: Any) -> EventType | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return EventType(value.upper())
+        except ValueError:
+            pass
+    allowed = ", ".join(t.value for t in EventType)
+    raise ValueError(f"{str(value)[:40]!r} is not one of {allowed}")
+
+
+def _drop_if_malformed(value: Any, handler: Any) -> Any:
+    """Optional facets: a malformed one is ignored (the original text keeps it)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+NonEmptyStr = Annotated[str, Field(min_length=1, max_length=1024)]
+EventTimeField = Annotated[EventTime, PlainValidator(parse_event_time)]
+EventTypeField = Annotated[EventType | None, PlainValidator(_event_type)]
+
+
+class _Lenient(BaseModel):
+    # Unknown fields are ignored by the model; they survive in the stored original text.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class RunRef(_Lenient):
+    runId: NonEmptyStr
+
+
+class JobRef(_Lenient):
+    namespace: NonEmptyStr
+    name: NonEmptyStr
+
+
+class RootRef(_Lenient):
+    run: RunRef
+    job: JobRef | None = None
+
+
+class ParentRunFacet(_Lenient):
+    run: RunRef
+    job: JobRef | None = None
+    root: Annotated[RootRef | None, WrapValidator(_drop_if_malformed)] = None
+
+
+class ErrorMessageRunFacet(_Lenient):
+    message: str | None = None
+    programmingLanguage: str | None = None
+    stackTrace: str | None = None
+
+
+class NominalTimeRunFacet(_Lenient):
+    nominalStartTime: str | None = None
+    nominalEndTime: str | None = None
+
+
+class RunFacets(_Lenient):
+    parent: Annotated[ParentRunFacet | None, WrapValidator(_drop_if_malformed)] = None
+    errorMessage: Annotated[ErrorMessageRunFacet | None, WrapValidator(_drop_if_malformed)] = None
+    nominalTime: Annotated[NominalTimeRunFacet | None, WrapValidator(_drop_if_malformed)] = None
+
+
+class JobTypeJobFacet(_Lenient):
+    processingType: str | None = None
+    integration: str | None = None
+    jobType: str | None = None
+
+
+class JobFacets(_Lenient):
+    jobType: Annotated[JobTypeJobFacet | None, WrapValidator(_drop_if_malformed)] = None
+
+
+class Run(_Lenient):
+    runId: NonEmptyStr
+    facets: Annotated[RunFacets | None, WrapValidator(_drop_if_malformed)] = None
+
+
+class Job(_Lenient):
+    namespace: NonEmptyStr
+    name: NonEmptyStr
+    facets: Annotated[JobFacets | None, WrapValidator(_drop_if_malformed)] = None
+
+
+class RunEvent(_Lenient):
+    eventTime: EventTimeField
+    eventType: EventTypeField = None
+    producer: str = ""
+    schemaURL: str | None = None
+    run: Run
+    job: Job
+
+
+class JobEvent(_Lenient):
+    eventTime: EventTimeField
+    producer: str = ""
+    schemaURL: str | None = None
+    job: Job
+
+
+class DatasetRef(_Lenient):
+    namespace: NonEmptyStr
+    name: NonEmptyStr
+
+
+class DatasetEvent(_Lenient):
+    eventTime: EventTimeField
+    producer: str = ""
+    schemaURL: str | None = None
+    dataset: DatasetRef
+
+
+# --------------------------------------------------------------------------- parse results
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """A validated event, ready to store. ``text`` is the original JSON, verbatim."""
+
+    event_id: uuid.UUID
+    event_time: EventTime
+    producer: str
+    text: str
+    payload: RunEvent | JobEvent | DatasetEvent
+
+    @property
+    def is_run_event(self) -> bool:
+        return isinstance(self.payload, RunEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message is not a usable event. ``reason`` is a stable code, ``detail`` prose."""
+
+    reason: str
+    detail: str
+    field: str | None = None
+
+
+def _describe(error: ValidationError) -> Rejection:
+    first = error.errors(include_url=False, include_input=False)[0]
+    loc = ".".join(str(p) for p in first["loc"]) or None
+    msg = first["msg"].removeprefix("Value error, ")
+    kind = "missing_field" if first["type"] == "missing" else "invalid_field"
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return Rejection(kind, f"{loc}: {msg}{suffix}" if loc else f"{msg}{suffix}", loc)
+
+
+def parse_event(raw: bytes | None, max_bytes: int) -> ValidEvent | Rejection:
+    """Raw message bytes -> a validated event, or a rejection saying exactly what is wrong.
+
+    One JSON parse, one validation, one canonical dump for the identity hash.
+    """
+    if raw is None:
+        return Rejection("empty", "message has no value (tombstone or null)")
+    if len(raw) > max_bytes:
+        return Rejection("too_large", f"message is {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("not_utf8", f"not UTF-8: invalid byte at position {exc.start}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("not_json", f"not JSON: {exc}")
+    if not isinstance(obj, dict):
+        return Rejection("not_object", f"JSON {type(obj).__name__} where an object was expected")
+    if "run" in obj or "eventType" in obj:
+        model: type[BaseModel] = RunEvent
+    elif "dataset" in obj:
+        model = DatasetEvent
+    elif "job" in obj:
+        model = JobEvent
+    else:
+        return Rejection(
+            "not_openlineage", "not an OpenLineage event: it has no run, job or dataset", None
+        )
+    try:
+        payload = model.model_validate(obj)
+    except ValidationError as exc:
+        return _describe(exc)
+    canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    event_time: EventTime = payload.eventTime  # type: ignore[attr-defined]
+    return ValidEvent(
+        event_id=event_uuid(event_time.ticks, content_hash(canonical)),
+        event_time=event_time,
+        producer=payload.producer,  # type: ignore[attr-defined]
+        text=text,
+        payload=payload,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,38 @@
+"""Retry with capped exponential backoff: the worker waits for the store or broker to come
+back instead of dropping a batch or committing past it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def retry_forever(
+    what: str,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    first_delay_s: float = 0.1,
+    max_delay_s: float = 10.0,
+) -> T:
+    delay = first_delay_s
+    failures = 0
+    while True:
+        try:
+            result = await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            log.warning("%s failed (%d in a row): %s; retrying in %.1fs",
+                        what, failures, exc, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+        else:
+            if failures:
+                log.info("%s succeeded after %d failures", what, failures)
+            return result

@@ -1,0 +1,263 @@
+"""The store interface shared by the worker (writes) and the API (reads).
+
+Every write is an idempotent upsert keyed by deterministic ids, so at-least-once delivery
+(a batch written again after a crash) never produces a second row.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..model import DatasetEvent, JobEvent, RunEvent, ValidEvent
+from ..runstate import RUNNING, TERMINAL_STATES, RunState, rank
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (connection, lock, timeout): retry later."""
+
+
+class InvalidCursor(ValueError):
+    """A paging cursor that this store did not issue for this query."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A row of ``events_by_run`` (Atlas's columns)."""
+
+    event_id: uuid.UUID
+    run_id: str
+    job_name: str
+    source: str
+    event_time: datetime
+    status: str | None
+    event: str  # the original JSON text, verbatim
+
+    @classmethod
+    def from_valid(cls, valid: ValidEvent) -> StoredEvent:
+        payload = valid.payload
+        assert isinstance(payload, RunEvent)
+        return cls(
+            event_id=valid.event_id,
+            run_id=payload.run.runId,
+            job_name=payload.job.name,
+            source=valid.producer,
+            event_time=valid.event_time.at,
+            status=payload.eventType.value if payload.eventType else None,
+            event=valid.text,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NonRunEvent:
+    """A JobEvent or DatasetEvent (no run): kept in its own table, by job or dataset."""
+
+    event_id: uuid.UUID
+    kind: str  # "JOB" | "DATASET"
+    namespace: str
+    name: str
+    source: str
+    event_time: datetime
+    event: str
+
+    @classmethod
+    def from_valid(cls, valid: ValidEvent) -> NonRunEvent:
+        payload = valid.payload
+        if isinstance(payload, JobEvent):
+            kind, ns, name = "JOB", payload.job.namespace, payload.job.name
+        else:
+            assert isinstance(payload, DatasetEvent)
+            kind, ns, name = "DATASET", payload.dataset.namespace, payload.dataset.name
+        return cls(valid.event_id, kind, ns, name, valid.producer, valid.event_time.at, valid.text)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    detail: str
+    field: str | None
+    received_at: datetime
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: list[StoredEvent]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A run's status as stored and served (times as aware UTC datetimes)."""
+
+    run_id: str
+    state: str
+    namespace: str
+    job: str
+    parent_run_id: str | None
+    root_run_id: str | None
+    first_event_time: datetime | None
+    last_event_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    duration_ms: int | None
+    event_count: int
+    last_event_type: str | None
+    error_message: str | None
+    nominal_start_time: str | None
+    processing_type: str | None
+    updated_at: datetime
+
+
+def ticks_to_datetime(ticks: int | None) -> datetime | None:
+    if ticks is None:
+        return None
+    seconds, rest = divmod(ticks, 10_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 10)
+
+
+def datetime_to_ticks(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+
+
+def status_from_state(state: RunState, updated_at: datetime) -> RunStatus:
+    return RunStatus(
+        run_id=state.run_id,
+        state=state.state,
+        namespace=state.namespace,
+        job=state.job,
+        parent_run_id=state.parent_run_id,
+        root_run_id=state.root_run_id,
+        first_event_time=ticks_to_datetime(state.first_event_ticks),
+        last_event_time=ticks_to_datetime(state.last_event_ticks),
+        start_time=ticks_to_datetime(state.start_ticks),
+        end_time=ticks_to_datetime(state.end_ticks),
+        duration_ms=state.duration_ms,
+        event_count=state.event_count,
+        last_event_type=state.last_event_type,
+        error_message=state.error_message,
+        nominal_start_time=state.nominal_start_time,
+        processing_type=state.processing_type,
+        updated_at=updated_at,
+    )
+
+
+def encode_cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("pagingState is not a cursor issued by this API") from None
+
+
+MAX_PAGE_SIZE = 1000
+
+
+class Store(abc.ABC):
+    """One interface, two implementations: SQLite (embedded) and Cassandra (production)."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema if missing (idempotent)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # ---- writes (worker) -------------------------------------------------------------
+    @abc.abstractmethod
+    async def write_events(self, events: Sequence[StoredEvent]) -> None:
+        """Upsert run events into ``events_by_run``; rewriting one is a no-op."""
+
+    @abc.abstractmethod
+    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None: ...
+
+    @abc.abstractmethod
+    async def write_run_statuses(self, statuses: Sequence[RunStatus]) -> None:
+        """Upsert run statuses (last write wins; the fold makes the last one right)."""
+
+    @abc.abstractmethod
+    async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    # ---- reads (API, and the worker when it revives a run that left the live table) --
+    @abc.abstractmethod
+    async def get_events(
+        self, run_id: str, page_size: int, cursor: str | None = None
+    ) -> EventPage:
+        """A run's events, newest first by eventId. Raises InvalidCursor for a bad cursor."""
+
+    @abc.abstractmethod
+    async def get_event(self, run_id: str, event_id: uuid.UUID) -> StoredEvent | None: ...
+
+    @abc.abstractmethod
+    async def get_run_status(self, run_id: str) -> RunStatus | None: ...
+
+    @abc.abstractmethod
+    async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]: ...
+
+    @abc.abstractmethod
+    async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
+        """The newest ``limit`` event ids of a run (to rebuild the fold's dedup list)."""
+
+    @abc.abstractmethod
+    async def count_events(self, run_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def get_non_run_events(
+        self, namespace: str, name: str, limit: int
+    ) -> list[NonRunEvent]: ...
+
+    @abc.abstractmethod
+    async def get_dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def health(self) -> None:
+        """Raise StoreError unless a real round trip to the store works."""
+
+
+def state_from_status(status: RunStatus, seen: list[str], event_count: int) -> RunState:
+    """Rebuild a live fold state from a stored status (a run that left the live table).
+
+    The dedup list and the count come from the stored events themselves, so an event that was
+    stored before the crash or eviction is not counted twice.
+    """
+    end = datetime_to_ticks(status.end_time)
+    last = datetime_to_ticks(status.last_event_time) or 0
+    state_rank = rank(status.state) if status.state != RUNNING else 1
+    key = (state_rank, end if end is not None else last, "")
+    return RunState(
+        run_id=status.run_id,
+        state=status.state,
+        namespace=status.namespace,
+        job=status.job,
+        parent_run_id=status.parent_run_id,
+        root_run_id=status.root_run_id,
+        first_event_ticks=datetime_to_ticks(status.first_event_time),
+        last_event_ticks=datetime_to_ticks(status.last_event_time),
+        start_ticks=datetime_to_ticks(status.start_time),
+        end_ticks=end,
+        event_count=event_count,
+        last_event_type=status.last_event_type,
+        error_message=status.error_message,
+        nominal_start_time=status.nominal_start_time,
+        processing_type=status.processing_type,
+        state_key=key,
+        error_key=key if status.error_message else None,
+        meta_key=key,
+        finished_at=status.updated_at.timestamp() if status.state in TERMINAL_STATES else None,
+        seen=seen,
+    )

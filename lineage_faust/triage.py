@@ -1,0 +1,120 @@
+"""Sorting one consumed batch into what to store, what to dead-letter and which run updates to
+forward, grouped by the internal partition that owns each run. Pure: no Kafka, no store."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from .identity import run_partition
+from .model import Rejection, ValidEvent, parse_event
+from .runstate import RunUpdate
+from .store.base import DeadLetter, NonRunEvent, StoredEvent
+
+log = logging.getLogger(__name__)
+
+# Keep each internal run-updates message well under Kafka's default 1 MB message limit.
+MAX_UPDATES_MESSAGE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    message: RawMessage
+    rejection: Rejection
+
+    def dlq_headers(self) -> list[tuple[str, bytes]]:
+        """Headers naming the reason and the source; the original headers are kept too."""
+        r, m = self.rejection, self.message
+        ours = [
+            ("lineage.dlq.reason", r.reason.encode()),
+            ("lineage.dlq.detail", r.detail.encode("utf-8", "replace")),
+            ("lineage.source.topic", m.topic.encode()),
+            ("lineage.source.partition", str(m.partition).encode()),
+            ("lineage.source.offset", str(m.offset).encode()),
+        ]
+        if r.field:
+            ours.append(("lineage.dlq.field", r.field.encode("utf-8", "replace")))
+        return ours + [(k, v) for k, v in m.headers if not k.startswith("lineage.")]
+
+    def dead_letter(self, now: datetime) -> DeadLetter:
+        m, r = self.message, self.rejection
+        return DeadLetter(m.topic, m.partition, m.offset, r.reason, r.detail, r.field, now,
+                          m.key, m.value)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Batch:
+    run_events: list[StoredEvent] = field(default_factory=list)
+    non_run_events: list[NonRunEvent] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    # internal partition -> encoded messages, each a JSON list of run updates
+    update_messages: dict[int, list[bytes]] = field(default_factory=dict)
+
+    @property
+    def consumed(self) -> int:
+        return len(self.run_events) + len(self.non_run_events) + len(self.rejected)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        now = datetime.now(UTC)
+        return [r.dead_letter(now) for r in self.rejected]
+
+
+def _parse(message: RawMessage, max_bytes: int) -> ValidEvent | Rejection:
+    try:
+        return parse_event(message.value, max_bytes)
+    except Exception as exc:  # a bug must not stall the stream or lose the message
+        log.exception("unexpected error validating %s[%d]@%d", message.topic,
+                      message.partition, message.offset)  # fmt: skip
+        return Rejection("internal_error", f"validation crashed: {type(exc).__name__}: {exc}")
+
+
+def _encode_updates(updates: list[RunUpdate]) -> list[bytes]:
+    """Pack updates into as few messages as fit under the size cap."""
+    messages: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 2
+    for update in updates:
+        item = orjson.dumps(update.to_dict())
+        if chunk and size + len(item) + 1 > MAX_UPDATES_MESSAGE_BYTES:
+            messages.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 2
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        messages.append(b"[" + b",".join(chunk) + b"]")
+    return messages
+
+
+def triage(messages: list[RawMessage], *, max_bytes: int, partitions: int) -> Batch:
+    batch = Batch()
+    by_partition: defaultdict[int, list[RunUpdate]] = defaultdict(list)
+    for message in messages:
+        result = _parse(message, max_bytes)
+        if isinstance(result, Rejection):
+            batch.rejected.append(Rejected(message, result))
+        elif result.is_run_event:
+            batch.run_events.append(StoredEvent.from_valid(result))
+            update = RunUpdate.from_event(result)
+            by_partition[run_partition(update.run_id, partitions)].append(update)
+        else:
+            batch.non_run_events.append(NonRunEvent.from_valid(result))
+    batch.update_messages = {p: _encode_updates(u) for p, u in by_partition.items()}
+    return batch
+
+
+def decode_updates(value: bytes) -> list[RunUpdate]:
+    return [RunUpdate.from_dict(item) for item in orjson.loads(value)]
