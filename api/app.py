@@ -1,0 +1,57 @@
+"""The FastAPI application factory and the ``lineage-faust api`` runner."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from lineage_faust import __version__
+from lineage_faust.config import Settings
+from lineage_faust.store import Store, open_store
+
+from .errors import install_error_handlers
+from .routes import atlas, runs
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    store = store or open_store(settings.store_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        log.info("api: store %s", settings.describe_store())
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="lineage-faust",
+        version=__version__,
+        description="Live run-operations data from OpenLineage events.",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    install_error_handlers(app)
+    app.include_router(atlas.router)
+    app.include_router(runs.router)
+    return app
+
+
+def run_api(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )

@@ -1,0 +1,63 @@
+"""Every error leaves the API as the Atlas envelope with a fitting status, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException
+
+from lineage_faust.store import InvalidCursor, StoreError
+
+from .schemas import Envelope
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, run_id: str | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.run_id = status, error, run_id
+
+
+def error_response(status: int, error: str, run_id: str | None = None) -> ORJSONResponse:
+    body = Envelope(success=False, error=error, runId=run_id)
+    return ORJSONResponse(body.model_dump(), status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+        return error_response(exc.status, exc.error, exc.run_id)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        return error_response(400, _describe_validation(exc))
+
+    @app.exception_handler(InvalidCursor)
+    async def _cursor(request: Request, exc: InvalidCursor) -> ORJSONResponse:
+        return error_response(400, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> ORJSONResponse:
+        log.error("store error on %s: %s", request.url.path, exc)
+        return error_response(503, "the store is unavailable; try again shortly")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> ORJSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal error")

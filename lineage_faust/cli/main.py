@@ -1,0 +1,82 @@
+"""The ``lineage-faust`` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ..config import ConfigError, Settings, settings
+
+
+def _settings() -> Settings:
+    try:
+        return settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lineage-faust")
+def main() -> None:
+    """lineage-faust: live run-operations data from OpenLineage events.
+
+    Configuration comes from LINEAGE_* environment variables (see README).
+    """
+
+
+@main.command()
+def up() -> None:
+    """Start the whole system on this machine: embedded broker (unless
+    LINEAGE_KAFKA_BOOTSTRAP is set), worker and API. Ctrl-C stops everything."""
+    from .up import run_up
+
+    s = _settings()
+    _logging(s.log_level)
+    sys.exit(run_up(s))
+
+
+@main.command()
+def worker() -> None:
+    """Run the stream processor (Faust worker) alone. Needs LINEAGE_KAFKA_BOOTSTRAP."""
+    from ..runtime import resolve_bootstrap
+    from ..worker import run_worker
+
+    s = resolve_bootstrap(_settings())
+    run_worker(s)
+
+
+@main.command()
+def api() -> None:
+    """Run the query API alone (uvicorn on LINEAGE_API_HOST:LINEAGE_API_PORT)."""
+    from api.app import run_api
+
+    s = _settings()
+    _logging(s.log_level)
+    run_api(s)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--topic", help="Topic to produce to (default: LINEAGE_TOPIC).")
+@click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
+def send(paths: tuple[str, ...], topic: str | None, no_progress: bool) -> None:
+    """Produce OpenLineage events from JSON / JSON Lines files, or - for stdin.
+
+    Every line is sent as is (broken ones too: the worker dead-letters them with a
+    reason), keyed as the OpenLineage Kafka transport keys events. Exits non-zero if
+    the broker did not accept every message.
+    """
+    from ..runtime import resolve_bootstrap
+    from .send import run_send
+
+    s = resolve_bootstrap(_settings())
+    _logging("WARNING")
+    sys.exit(run_send(s, paths, topic or s.topic, progress=not no_progress))

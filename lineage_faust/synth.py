@@ -1,0 +1,41 @@
+"""Realistic synthetic streams: copies of recorded Airflow events with fresh run ids.
+
+Each copy of the sample set is a new "day" of the same DAGs: every run id is replaced
+consistently (the run's own id, and its parent/root references), so DAG/task links stay
+right and the run states of each copy are those of the samples.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / (
+    "airflow-3.3.2-provider-2.20.3.jsonl"
+)
+
+
+def load_lines(path: Path = SAMPLES) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def run_ids(lines: list[bytes]) -> list[str]:
+    return sorted({orjson.loads(line)["run"]["runId"] for line in lines})
+
+
+def fresh_copies(lines: list[bytes], copies: int, seed: int = 0) -> Iterator[list[bytes]]:
+    """Yield ``copies`` lists of events, each the samples with new, consistent run ids."""
+    originals = run_ids(lines)
+    pattern = re.compile("|".join(re.escape(r) for r in originals).encode())
+    rng = random.Random(seed)
+    for _ in range(copies):
+        mapping = {
+            old.encode(): str(uuid.UUID(int=rng.getrandbits(128), version=4)).encode()
+            for old in originals
+        }
+        yield [pattern.sub(lambda m, mp=mapping: mp[m.group(0)], line) for line in lines]
