@@ -27,8 +27,15 @@ class AtlasEvent(BaseModel):
 
     @classmethod
     def of(cls, e: StoredEvent) -> AtlasEvent:
-        return cls(eventId=str(e.event_id), source=e.source, jobName=e.job_name, runId=e.run_id,
-                   eventTime=iso_ms(e.event_time), event=e.event, status=e.status)  # fmt: skip
+        return cls(
+            eventId=str(e.event_id),
+            source=e.source,
+            jobName=e.job_name,
+            runId=e.run_id,
+            eventTime=iso_ms(e.event_time),
+            event=e.event,
+            status=e.status,
+        )
 
 
 class Envelope(BaseModel):
@@ -66,14 +73,24 @@ class Run(BaseModel):
     @classmethod
     def of(cls, s: RunStatus) -> Run:
         return cls(
-            runId=s.run_id, state=s.state, namespace=s.namespace, job=s.job,
-            parentRunId=s.parent_run_id, rootRunId=s.root_run_id,
-            startTime=iso_ms(s.start_time), endTime=iso_ms(s.end_time), durationMs=s.duration_ms,
-            firstEventTime=iso_ms(s.first_event_time), lastEventTime=iso_ms(s.last_event_time),
-            lastEventType=s.last_event_type, eventCount=s.event_count,
-            errorMessage=s.error_message, nominalStartTime=s.nominal_start_time,
-            processingType=s.processing_type, updatedAt=iso_ms(s.updated_at),
-        )  # fmt: skip
+            runId=s.run_id,
+            state=s.state,
+            namespace=s.namespace,
+            job=s.job,
+            parentRunId=s.parent_run_id,
+            rootRunId=s.root_run_id,
+            startTime=iso_ms(s.start_time),
+            endTime=iso_ms(s.end_time),
+            durationMs=s.duration_ms,
+            firstEventTime=iso_ms(s.first_event_time),
+            lastEventTime=iso_ms(s.last_event_time),
+            lastEventType=s.last_event_type,
+            eventCount=s.event_count,
+            errorMessage=s.error_message,
+            nominalStartTime=s.nominal_start_time,
+            processingType=s.processing_type,
+            updatedAt=iso_ms(s.updated_at),
+        )
 
 
 class RunResponse(BaseModel):

@@ -21,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import faust
 import orjson
@@ -92,50 +93,69 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     async def ingest(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             messages = [
-                RawMessage(e.message.value, e.message.key, e.message.topic,
-                           e.message.partition, e.message.offset,
-                           tuple(e.message.headers or ()))  # fmt: skip
+                RawMessage(
+                    e.message.value,
+                    e.message.key,
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    tuple(e.message.headers or ()),
+                )
                 for e in events
             ]
-            batch = triage(messages, max_bytes=settings.max_event_bytes,
-                           partitions=settings.partitions)  # fmt: skip
-            await retry_forever("store run events", lambda: store.write_events(batch.run_events))
+            batch = triage(
+                messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions
+            )
+            await retry_forever("store run events", partial(store.write_events, batch.run_events))
             await retry_forever(
-                "store non-run events", lambda: store.write_non_run_events(batch.non_run_events)
+                "store non-run events", partial(store.write_non_run_events, batch.non_run_events)
             )
             if batch.rejected:
                 letters = [
                     {"key": r.message.key, "value": r.message.value, "headers": r.dlq_headers()}
                     for r in batch.rejected
                 ]
-                await retry_forever("send to dead-letter topic", lambda: send_all(dlq_topic, letters))
+                await retry_forever("send to dead-letter", partial(send_all, dlq_topic, letters))
                 dead = batch.dead_letters()
-                await retry_forever("store dead letters", lambda: store.write_dead_letters(dead))
+                await retry_forever("store dead letters", partial(store.write_dead_letters, dead))
                 for r in batch.rejected:
-                    log.warning("dead-lettered %s[%d]@%d: %s", r.message.topic,
-                                r.message.partition, r.message.offset, r.rejection.detail)  # fmt: skip
+                    log.warning(
+                        "dead-lettered %s[%d]@%d: %s",
+                        r.message.topic,
+                        r.message.partition,
+                        r.message.offset,
+                        r.rejection.detail,
+                    )
             updates = [
                 {"key": None, "value": value, "partition": partition}
                 for partition, values in batch.update_messages.items()
                 for value in values
             ]
-            await retry_forever("forward run updates", lambda: send_all(updates_topic, updates))
+            await retry_forever("forward run updates", partial(send_all, updates_topic, updates))
             stats.record_batch(batch)
 
     async def load_states(updates: list[RunUpdate]) -> dict[str, RunState | None]:
-        """Live states from the table; runs not in it are revived from the store, if known."""
+        """Each run's state: the live table entry, unless the store knows more.
+
+        The store is the durable record and the table a cache of it. A run that left the
+        table (retention), or whose table entry lags the store (changelog recovery that
+        stopped short, a crash between the two writes), is rebuilt from the store.
+        """
+        run_ids = list(dict.fromkeys(u.run_id for u in updates))
+        stored = await retry_forever("read run statuses", partial(store.get_run_statuses, run_ids))
         states: dict[str, RunState | None] = {}
-        for update in updates:
-            if update.run_id not in states:
-                raw_state = runs.get(update.run_id.encode())
-                states[update.run_id] = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
-        missing = [run_id for run_id, s in states.items() if s is None]
-        if missing:
-            stored = await retry_forever("read run statuses", lambda: store.get_run_statuses(missing))
-            for run_id, status in stored.items():
-                seen = await retry_forever("read event ids", lambda r=run_id: store.recent_event_ids(r, MAX_SEEN))
-                count = await retry_forever("count events", lambda r=run_id: store.count_events(r))
-                states[run_id] = state_from_status(status, seen, count)
+        for run_id in run_ids:
+            raw_state = runs.get(run_id.encode())
+            live = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
+            status = stored.get(run_id)
+            if status is not None and (live is None or status.event_count > live.event_count):
+                seen = await retry_forever(
+                    "read event ids", partial(store.recent_event_ids, run_id, MAX_SEEN)
+                )
+                count = await retry_forever("count events", partial(store.count_events, run_id))
+                live = state_from_status(status, seen, count)
+                stats.runs_revived += 1
+            states[run_id] = live
         return states
 
     async def apply_updates(partition: int, updates: list[RunUpdate]) -> None:
@@ -143,19 +163,22 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         states = await load_states(updates)
         changed: dict[str, RunState] = {}
         for update in updates:
-            new, was_new = apply_update(states[update.run_id], update, now)
-            if not was_new:
+            new, was_changed = apply_update(states[update.run_id], update, now)
+            states[update.run_id] = new
+            if was_changed:
+                changed[update.run_id] = new
+            else:
                 stats.duplicates += 1
-                continue
-            states[update.run_id] = changed[update.run_id] = new
-        updated_at = datetime.now(UTC)
         for run_id, state in changed.items():
             runs[run_id.encode()] = orjson.dumps(state.to_dict())
             if state.finished_at is not None:
                 expiry.queues[partition].append((state.finished_at, run_id))
-        statuses = [status_from_state(s, updated_at) for s in changed.values()]
-        await retry_forever("store run statuses", lambda: store.write_run_statuses(statuses))
-        stats.runs_updated += len(statuses)
+        # Every touched run is written, changed or not: after a crash between the table write
+        # and this one, the redelivered message finds nothing changed but the store behind.
+        updated_at = datetime.now(UTC)
+        statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
+        await retry_forever("store run statuses", partial(store.write_run_statuses, statuses))
+        stats.runs_updated += len(changed)
 
     def sweep(partition: int) -> None:
         """Drop finished runs older than the retention window from the live table."""

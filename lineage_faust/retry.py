@@ -28,8 +28,9 @@ async def retry_forever(
             raise
         except Exception as exc:
             failures += 1
-            log.warning("%s failed (%d in a row): %s; retrying in %.1fs",
-                        what, failures, exc, delay)  # fmt: skip
+            log.warning(
+                "%s failed (%d in a row): %s; retrying in %.1fs", what, failures, exc, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay_s)
         else:

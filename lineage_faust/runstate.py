@@ -148,20 +148,20 @@ def _max(a: int | None, b: int) -> int:
     return b if a is None or b > a else a
 
 
-def apply_update(
-    current: RunState | None, update: RunUpdate, now: float
-) -> tuple[RunState, bool]:
+def apply_update(current: RunState | None, update: RunUpdate, now: float) -> tuple[RunState, bool]:
     """Fold one event into a run's state. Returns ``(new_state, changed)``.
 
-    ``changed`` is False exactly when the event was seen before (a duplicate): then the
-    state is returned untouched. ``now`` is the wall clock, used only to stamp when a run
-    became terminal so finished runs can leave the live table.
+    The fields fold idempotently, so an event folded twice changes nothing; the dedup list only
+    decides whether the event is counted. (A run revived from the store already counts events
+    whose updates are still in flight: they must still fold into the state, uncounted.)
+    ``changed`` is False for a redelivered event. ``now`` is the wall clock, used only to
+    stamp when a run became terminal so finished runs can leave the live table.
     """
     state = current if current is not None else RunState(run_id=update.run_id)
-    if update.event_id in state.seen:
-        return state, False
-    new = replace(state, seen=[*state.seen[-(MAX_SEEN - 1) :], update.event_id])
-    new.event_count += 1
+    new = replace(state)
+    if update.event_id not in state.seen:
+        new.seen = [*state.seen[-(MAX_SEEN - 1) :], update.event_id]
+        new.event_count += 1
     key = update.key
     new.first_event_ticks = _min(new.first_event_ticks, update.ticks)
     new.last_event_ticks = _max(new.last_event_ticks, update.ticks)
@@ -192,6 +192,8 @@ def apply_update(
 
     if new.is_terminal and new.finished_at is None:
         new.finished_at = now
+    if new == state:
+        return state, False
     return new, True
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import orjson
 
-SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / (
-    "airflow-3.3.2-provider-2.20.3.jsonl"
+SAMPLES = (
+    Path(__file__).resolve().parent.parent
+    / "tests"
+    / "fixtures"
+    / ("airflow-3.3.2-provider-2.20.3.jsonl")
 )
 
 

@@ -52,8 +52,9 @@ class Rejected:
 
     def dead_letter(self, now: datetime) -> DeadLetter:
         m, r = self.message, self.rejection
-        return DeadLetter(m.topic, m.partition, m.offset, r.reason, r.detail, r.field, now,
-                          m.key, m.value)  # fmt: skip
+        return DeadLetter(
+            m.topic, m.partition, m.offset, r.reason, r.detail, r.field, now, m.key, m.value
+        )
 
 
 @dataclass(slots=True)
@@ -77,8 +78,12 @@ def _parse(message: RawMessage, max_bytes: int) -> ValidEvent | Rejection:
     try:
         return parse_event(message.value, max_bytes)
     except Exception as exc:  # a bug must not stall the stream or lose the message
-        log.exception("unexpected error validating %s[%d]@%d", message.topic,
-                      message.partition, message.offset)  # fmt: skip
+        log.exception(
+            "unexpected error validating %s[%d]@%d",
+            message.topic,
+            message.partition,
+            message.offset,
+        )
         return Rejection("internal_error", f"validation crashed: {type(exc).__name__}: {exc}")
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import sys
 
 import faust
+from faust.exceptions import ConsistencyError
 
 from .app import make_app
 from .config import Settings
@@ -22,7 +26,31 @@ async def prepare(settings: Settings, store: Store) -> None:
     await store.open()
 
 
+MAX_STATE_RESETS = 3
+_RESETS_ENV = "LINEAGE_INTERNAL_STATE_RESETS"
+
+
 def run_worker(settings: Settings, *, table_store: str = "rocksdb://") -> None:
+    """Run until stopped. If the local table state no longer matches the broker, discard it
+    and start again: the live table is a cache, rebuilt from its changelog and the store."""
+    try:
+        _run(settings, table_store)
+    except ConsistencyError as exc:
+        resets = int(os.environ.get(_RESETS_ENV, "0"))
+        if resets >= MAX_STATE_RESETS:
+            raise
+        log.warning(
+            "local table state does not match the broker (%s); discarding %s and restarting. "
+            "Nothing is lost: the store is the durable record.",
+            str(exc).splitlines()[0],
+            settings.data_dir / "faust",
+        )
+        shutil.rmtree(settings.data_dir / "faust", ignore_errors=True)
+        os.environ[_RESETS_ENV] = str(resets + 1)
+        os.execv(sys.executable, [sys.executable, "-m", "lineage_faust", "worker"])
+
+
+def _run(settings: Settings, table_store: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     store = open_store(settings.store_url)
@@ -30,11 +58,19 @@ def run_worker(settings: Settings, *, table_store: str = "rocksdb://") -> None:
     app = make_app(settings, store, table_store=table_store)
     log.info(
         "worker: broker %s, topic %s, dead letters %s, store %s",
-        settings.bootstrap, settings.topic, settings.dlq_topic, settings.describe_store(),
-    )  # fmt: skip
+        settings.bootstrap,
+        settings.topic,
+        settings.dlq_topic,
+        settings.describe_store(),
+    )
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level)
     try:
         worker.execute_from_commandline()
+    except SystemExit:
+        # mode turns a crash into sys.exit(1); the reason is kept on the worker
+        if isinstance(worker.crash_reason, ConsistencyError):
+            raise worker.crash_reason from None
+        raise
     finally:
         if not loop.is_closed():
             loop.run_until_complete(store.close())

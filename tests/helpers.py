@@ -103,19 +103,28 @@ class Stack:
         handle = log_path.open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "lineage_faust", command, *args],
-            env=self.env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         return Proc(tag, process, log_path)
 
     def start_api(self) -> Proc:
         proc = self.spawn("api")
         wait_for_port("127.0.0.1", self.api_port, 30)
-        wait_until(lambda: httpx.get(f"{self.api_url}/api/atlas/v2/openlineage/health").is_success,
-                   30, "API health")  # fmt: skip
+        wait_until(
+            lambda: httpx.get(f"{self.api_url}/api/atlas/v2/openlineage/health").is_success,
+            30,
+            "API health",
+        )
         return proc
 
     def send(self, *paths: Path | str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "lineage_faust", "send", "--no-progress", *map(str, paths)],
-            env=self.env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )

@@ -16,7 +16,12 @@ from openlineage.client.event_v2 import (
     RunState,
     StaticDataset,
 )
-from openlineage.client.facet_v2 import error_message_run, job_type_job, nominal_time_run, parent_run
+from openlineage.client.facet_v2 import (
+    error_message_run,
+    job_type_job,
+    nominal_time_run,
+    parent_run,
+)
 from openlineage.client.serde import Serde
 
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/client/python"
@@ -37,7 +42,9 @@ def run_event_obj(
     error: str | None = None,
     streaming: bool = False,
 ) -> RunEvent:
-    facets: dict = {"nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=BASE.isoformat())}
+    facets: dict = {
+        "nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=BASE.isoformat())
+    }
     if parent:
         parent_run_id, parent_job = parent
         facets["parent"] = parent_run.ParentRunFacet(
@@ -54,7 +61,8 @@ def run_event_obj(
         )
     job_facets = {
         "jobType": job_type_job.JobTypeJobFacet(
-            processingType="STREAMING" if streaming else "BATCH", integration="AIRFLOW",
+            processingType="STREAMING" if streaming else "BATCH",
+            integration="AIRFLOW",
             jobType="TASK",
         )
     }
@@ -70,13 +78,21 @@ def run_event_obj(
 
 
 def job_event(name: str = "etl.load") -> bytes:
-    return Serde.to_json(JobEvent(eventTime=BASE.isoformat(), producer=PRODUCER,
-                                  job=Job(namespace="tests", name=name))).encode()  # fmt: skip
+    return Serde.to_json(
+        JobEvent(
+            eventTime=BASE.isoformat(), producer=PRODUCER, job=Job(namespace="tests", name=name)
+        )
+    ).encode()
 
 
 def dataset_event(name: str = "clean.orders") -> bytes:
-    return Serde.to_json(DatasetEvent(eventTime=BASE.isoformat(), producer=PRODUCER,
-                                      dataset=StaticDataset(namespace="db", name=name))).encode()  # fmt: skip
+    return Serde.to_json(
+        DatasetEvent(
+            eventTime=BASE.isoformat(),
+            producer=PRODUCER,
+            dataset=StaticDataset(namespace="db", name=name),
+        )
+    ).encode()
 
 
 def new_run_id() -> str:

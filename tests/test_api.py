@@ -64,8 +64,16 @@ def test_events_by_run_envelope(api: httpx.Client) -> None:
     assert body["success"] is True and body["runId"] == MAPPED_RUN_ID
     assert body["eventCount"] == len(body["events"]) == EXPECTED == 2
     assert body["pageSize"] == 25 and body["nextPagingState"] is None
-    assert set(body) == {"success", "message", "error", "runId", "eventCount", "events",
-                         "pageSize", "nextPagingState"}  # fmt: skip
+    assert set(body) == {
+        "success",
+        "message",
+        "error",
+        "runId",
+        "eventCount",
+        "events",
+        "pageSize",
+        "nextPagingState",
+    }
     first = body["events"][0]
     assert set(first) == {"eventId", "source", "jobName", "runId", "eventTime", "event", "status"}
     assert first["source"] == "https://github.com/apache/airflow/tree/providers-openlineage/2.20.3"
@@ -110,8 +118,9 @@ def test_errors_are_envelopes_with_fitting_status(api: httpx.Client) -> None:
 def test_cursor_of_one_run_is_refused_for_another(api: httpx.Client) -> None:
     body = api.get(f"/api/atlas/v2/openlineage/runs/{MAPPED_RUN_ID}", params={"pageSize": 1}).json()
     other = EVENTS[0].payload.run.runId
-    response = api.get(f"/api/atlas/v2/openlineage/runs/{other}",
-                       params={"pagingState": body["nextPagingState"]})  # fmt: skip
+    response = api.get(
+        f"/api/atlas/v2/openlineage/runs/{other}", params={"pagingState": body["nextPagingState"]}
+    )
     assert_error(response, 400, "pagingState")
 
 

@@ -48,13 +48,23 @@ def broken_lines() -> list[bytes]:
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lineage_faust", *args], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lineage_faust", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records: list = []
     try:
@@ -74,16 +84,21 @@ async def read_topic(bootstrap: str, topic: str, expected: int) -> list:
 def test_up_send_query_and_dead_letters(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
-    env.update(LINEAGE_DATA_DIR=str(tmp_path / "data"), LINEAGE_API_PORT=str(port),
-               LINEAGE_MAX_EVENT_BYTES=str(MAX_BYTES), LINEAGE_PARTITIONS="4")  # fmt: skip
+    env.update(
+        LINEAGE_DATA_DIR=str(tmp_path / "data"),
+        LINEAGE_API_PORT=str(port),
+        LINEAGE_MAX_EVENT_BYTES=str(MAX_BYTES),
+        LINEAGE_PARTITIONS="4",
+    )
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(b"\n".join(broken_lines()) + b"\n")
     extra = tmp_path / "job-event.json"
     extra.write_bytes(job_event("standalone.job"))
 
     log = (tmp_path / "up.log").open("wb")
-    up = subprocess.Popen([sys.executable, "-m", "lineage_faust", "up"], env=env, stdout=log,
-                          stderr=subprocess.STDOUT)  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lineage_faust", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     api = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _healthy(api), 60, "the API to come up")
@@ -95,6 +110,7 @@ def test_up_send_query_and_dead_letters(tmp_path: Path) -> None:
         lines = SAMPLES.read_bytes().splitlines()
         per_run = Counter(orjson.loads(line)["run"]["runId"] for line in lines)
         with httpx.Client(base_url=api, timeout=10) as client:
+
             def all_stored() -> bool:
                 return all(_count(client, run_id) == n for run_id, n in per_run.items())
 
@@ -112,8 +128,11 @@ def test_up_send_query_and_dead_letters(tmp_path: Path) -> None:
 
             runs = wait_until(statuses, 60, "run statuses")
         failed = sorted(r["job"] for r in runs.values() if r["state"] == "FAIL")
-        assert failed == ["ol_failing_retry", "ol_failing_retry.always_fails",
-                          "ol_failing_retry.always_fails"]  # fmt: skip
+        assert failed == [
+            "ol_failing_retry",
+            "ol_failing_retry.always_fails",
+            "ol_failing_retry.always_fails",
+        ]
         assert all(r["state"] == "COMPLETE" for r in runs.values() if r["job"] not in failed)
         assert all(r["eventCount"] == per_run[r["runId"]] for r in runs.values())  # no doubles
         for r in runs.values():
@@ -129,8 +148,15 @@ def test_up_send_query_and_dead_letters(tmp_path: Path) -> None:
             assert headers["lineage.source.topic"] == b"openlineage.events"
             assert int(headers["lineage.source.offset"]) >= 0
         reasons = Counter(dict(r.headers)["lineage.dlq.reason"].decode() for r in records)
-        assert reasons == {"not_json": 1, "not_object": 1, "not_openlineage": 1,
-                           "missing_field": 1, "invalid_field": 2, "too_large": 1, "not_utf8": 1}
+        assert reasons == {
+            "not_json": 1,
+            "not_object": 1,
+            "not_openlineage": 1,
+            "missing_field": 1,
+            "invalid_field": 2,
+            "too_large": 1,
+            "not_utf8": 1,
+        }
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)

@@ -119,8 +119,12 @@ def test_event_time_nanoseconds_and_offsets(text: str, at: datetime, ticks_fract
         (b"\xff\xfe{}", "not_utf8", None, "UTF-8"),
         (b'{"a": NaN}', "not_json", None, "not JSON"),
         (orjson.dumps({"foo": 1}), "not_openlineage", None, "no run, job or dataset"),
-        (orjson.dumps({k: v for k, v in minimal().items() if k != "eventTime"}),
-         "missing_field", "eventTime", "required"),
+        (
+            orjson.dumps({k: v for k, v in minimal().items() if k != "eventTime"}),
+            "missing_field",
+            "eventTime",
+            "required",
+        ),
         (orjson.dumps(minimal(eventTime="yesterday")), "invalid_field", "eventTime", "ISO 8601"),
         (orjson.dumps(minimal(eventTime=1700000000)), "invalid_field", "eventTime", "string"),
         (orjson.dumps(minimal(eventType="DONE")), "invalid_field", "eventType", "not one of"),
@@ -128,13 +132,23 @@ def test_event_time_nanoseconds_and_offsets(text: str, at: datetime, ticks_fract
         (orjson.dumps(minimal(run={"facets": {}})), "missing_field", "run.runId", "required"),
         (orjson.dumps(minimal(run="abc")), "invalid_field", "run", "valid dictionary"),
         (orjson.dumps(minimal(job={"name": "x"})), "missing_field", "job.namespace", "required"),
-        (orjson.dumps(minimal(job={"namespace": "n", "name": 7})), "invalid_field", "job.name",
-         "string"),
-        (orjson.dumps({k: v for k, v in minimal().items() if k != "run"}), "missing_field", "run",
-         "required"),
+        (
+            orjson.dumps(minimal(job={"namespace": "n", "name": 7})),
+            "invalid_field",
+            "job.name",
+            "string",
+        ),
+        (
+            orjson.dumps({k: v for k, v in minimal().items() if k != "run"}),
+            "missing_field",
+            "run",
+            "required",
+        ),
     ],
-)  # fmt: skip
-def test_rejections_name_the_problem(raw: bytes, reason: str, field: str | None, words: str) -> None:
+)
+def test_rejections_name_the_problem(
+    raw: bytes, reason: str, field: str | None, words: str
+) -> None:
     result = parse_event(raw, LIMIT)
     assert isinstance(result, Rejection)
     assert result.reason == reason

@@ -25,8 +25,15 @@ SECOND = 10_000_000  # ticks
 
 
 def upd(event_type: str | None, t: int, eid: str | None = None, **kw: object) -> RunUpdate:
-    return RunUpdate(event_id=eid or f"{event_type}-{t}", run_id="run-1", event_type=event_type,
-                     ticks=t * SECOND, namespace="ns", job="job", **kw)  # fmt: skip
+    return RunUpdate(
+        event_id=eid or f"{event_type}-{t}",
+        run_id="run-1",
+        event_type=event_type,
+        ticks=t * SECOND,
+        namespace="ns",
+        job="job",
+        **kw,
+    )
 
 
 def comparable(state: RunState | None) -> dict:
@@ -80,10 +87,14 @@ def test_duplicate_is_not_counted_and_reports_unchanged() -> None:
 
 
 def test_error_message_parent_root_and_nominal_time() -> None:
-    state = fold([
-        upd("START", 10, parent_run_id="dag-run", root_run_id="dag-run", nominal_start_time="n"),
-        upd("FAIL", 20, error_message="boom", parent_run_id="dag-run", root_run_id="dag-run"),
-    ])  # fmt: skip
+    state = fold(
+        [
+            upd(
+                "START", 10, parent_run_id="dag-run", root_run_id="dag-run", nominal_start_time="n"
+            ),
+            upd("FAIL", 20, error_message="boom", parent_run_id="dag-run", root_run_id="dag-run"),
+        ]
+    )
     assert state.error_message == "boom"
     assert state.parent_run_id == state.root_run_id == "dag-run"
     assert state.nominal_start_time == "n"
@@ -118,8 +129,11 @@ def test_samples_fold_to_the_expected_states() -> None:
         by_run.setdefault(update.run_id, []).append(update)
     states = {run_id: fold(updates) for run_id, updates in by_run.items()}
     failed = sorted(s.job for s in states.values() if s.state == "FAIL")
-    assert failed == ["ol_failing_retry", "ol_failing_retry.always_fails",
-                      "ol_failing_retry.always_fails"]  # fmt: skip
+    assert failed == [
+        "ol_failing_retry",
+        "ol_failing_retry.always_fails",
+        "ol_failing_retry.always_fails",
+    ]
     assert sum(s.state == "COMPLETE" for s in states.values()) == 11
     task = next(s for s in states.values() if s.job == "ol_failing_retry.always_fails")
     dag = next(s for s in states.values() if s.job == "ol_failing_retry")
@@ -130,13 +144,18 @@ def test_samples_fold_to_the_expected_states() -> None:
 EVENT_TYPES = st.sampled_from(["START", "RUNNING", "COMPLETE", "FAIL", "ABORT", "OTHER", None])
 UPDATES = st.lists(
     st.builds(
-        lambda et, t, err, parent: upd(et, t, eid=f"{et}-{t}-{err}-{parent}",
-                                       error_message=err, parent_run_id=parent),  # fmt: skip
-        EVENT_TYPES, st.integers(0, 50), st.sampled_from([None, "e1", "e2"]),
+        lambda et, t, err, parent: upd(
+            et, t, eid=f"{et}-{t}-{err}-{parent}", error_message=err, parent_run_id=parent
+        ),
+        EVENT_TYPES,
+        st.integers(0, 50),
+        st.sampled_from([None, "e1", "e2"]),
         st.sampled_from([None, "p1"]),
     ),
-    min_size=1, max_size=12, unique_by=lambda u: u.event_id,
-)  # fmt: skip
+    min_size=1,
+    max_size=12,
+    unique_by=lambda u: u.event_id,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -159,3 +178,19 @@ def test_replace_keeps_input_state_untouched() -> None:
     snapshot = replace(first, seen=list(first.seen))
     apply_update(first, upd("COMPLETE", 20), now=0)
     assert first == snapshot
+
+
+def test_revived_run_still_folds_an_in_flight_event_it_has_already_counted() -> None:
+    """A run rebuilt from the store counts every stored event, including ones whose updates
+    are still in flight; those must still move the state, without being counted again."""
+    from datetime import UTC, datetime
+
+    from lineage_faust.store.base import state_from_status, status_from_state
+
+    started = fold([upd("START", 10)])
+    stored = status_from_state(started, datetime.now(UTC))
+    complete = upd("COMPLETE", 20)
+    revived = state_from_status(stored, seen=[complete.event_id, "START-10"], event_count=2)
+    state, changed = apply_update(revived, complete, now=0)
+    assert changed and state.state == "COMPLETE" and state.event_count == 2
+    assert state.end_ticks == 20 * SECOND

@@ -14,14 +14,17 @@ from .olclient import job_event
 
 
 def messages(values: list[bytes | None]) -> list[RawMessage]:
-    return [RawMessage(v, b"key", "events", 3, 100 + i, (("trace", b"abc"),))
-            for i, v in enumerate(values)]  # fmt: skip
+    return [
+        RawMessage(v, b"key", "events", 3, 100 + i, (("trace", b"abc"),))
+        for i, v in enumerate(values)
+    ]
 
 
 def test_batch_is_split_into_store_dead_letters_and_updates() -> None:
     samples = SAMPLES.read_bytes().splitlines()
-    batch = triage(messages([*samples, b"oops", None, job_event()]), max_bytes=1 << 20,
-                   partitions=4)  # fmt: skip
+    batch = triage(
+        messages([*samples, b"oops", None, job_event()]), max_bytes=1 << 20, partitions=4
+    )
     assert len(batch.run_events) == 28 and len(batch.non_run_events) == 1
     assert [r.rejection.reason for r in batch.rejected] == ["not_json", "empty"]
     assert batch.consumed == 31
@@ -35,8 +38,9 @@ def test_batch_is_split_into_store_dead_letters_and_updates() -> None:
 
 
 def test_dead_letter_headers_name_reason_and_source() -> None:
-    bad = orjson.dumps({"eventTime": "2026-01-01T00:00:00Z", "run": {"runId": "r"},
-                        "job": {"namespace": "n"}})  # fmt: skip
+    bad = orjson.dumps(
+        {"eventTime": "2026-01-01T00:00:00Z", "run": {"runId": "r"}, "job": {"namespace": "n"}}
+    )
     [rejected] = triage(messages([bad]), max_bytes=1 << 20, partitions=4).rejected
     headers = dict(rejected.dlq_headers())
     assert headers["lineage.dlq.reason"] == b"missing_field"
@@ -53,12 +57,21 @@ def test_dead_letter_headers_name_reason_and_source() -> None:
 def test_big_batches_are_split_under_the_message_size_cap() -> None:
     error = "x" * 4000
     values = [
-        orjson.dumps({"eventTime": "2026-01-01T00:00:00Z", "eventType": "FAIL",
-                      "run": {"runId": "same-run", "facets": {"errorMessage": {
-                          "message": f"{error}{i}", "programmingLanguage": "py"}}},
-                      "job": {"namespace": "n", "name": "j"}})
+        orjson.dumps(
+            {
+                "eventTime": "2026-01-01T00:00:00Z",
+                "eventType": "FAIL",
+                "run": {
+                    "runId": "same-run",
+                    "facets": {
+                        "errorMessage": {"message": f"{error}{i}", "programmingLanguage": "py"}
+                    },
+                },
+                "job": {"namespace": "n", "name": "j"},
+            }
+        )
         for i in range(400)
-    ]  # fmt: skip
+    ]
     batch = triage(messages(values), max_bytes=1 << 20, partitions=4)
     [chunks] = batch.update_messages.values()
     assert len(chunks) > 1

@@ -30,8 +30,14 @@ async def events_by_run(
     """A run's events, newest first. Pass ``nextPagingState`` back as ``pagingState``."""
     page = await _store(request).get_events(runId, pageSize, pagingState or None)
     events = [AtlasEvent.of(e) for e in page.events]
-    return Envelope(success=True, runId=runId, eventCount=len(events), events=events,
-                    pageSize=pageSize, nextPagingState=page.next_cursor)  # fmt: skip
+    return Envelope(
+        success=True,
+        runId=runId,
+        eventCount=len(events),
+        events=events,
+        pageSize=pageSize,
+        nextPagingState=page.next_cursor,
+    )
 
 
 @router.get("/runs/{runId}/events/{eventId}", response_model=Envelope, responses=ERRORS)
@@ -47,8 +53,9 @@ async def event_by_id(
     event = await _store(request).get_event(runId, event_uuid)
     if event is None:
         raise ApiError(404, f"no event {event_uuid} in run {runId}", runId)
-    return Envelope(success=True, runId=runId, eventCount=1, events=[AtlasEvent.of(event)],
-                    pageSize=1)  # fmt: skip
+    return Envelope(
+        success=True, runId=runId, eventCount=1, events=[AtlasEvent.of(event)], pageSize=1
+    )
 
 
 @router.get("/health", response_model=Envelope, responses={503: {"model": Envelope}})

@@ -12,8 +12,11 @@ from ..schemas import Envelope, Run, RunResponse
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
-@router.get("/runs/{runId}", response_model=RunResponse,
-            responses={404: {"model": Envelope}, 503: {"model": Envelope}})  # fmt: skip
+@router.get(
+    "/runs/{runId}",
+    response_model=RunResponse,
+    responses={404: {"model": Envelope}, 503: {"model": Envelope}},
+)
 async def run_status(
     request: Request, runId: Annotated[str, Path(min_length=1, max_length=1024)]
 ) -> RunResponse:

@@ -61,7 +61,9 @@ def _read_all(paths: tuple[str, ...]) -> Iterator[bytes]:
         yield from _messages_from_text(p.read_bytes())
 
 
-async def _send(settings: Settings, messages: list[bytes], topic: str, progress: bool) -> SendSummary:
+async def _send(
+    settings: Settings, messages: list[bytes], topic: str, progress: bool
+) -> SendSummary:
     summary = SendSummary()
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap,

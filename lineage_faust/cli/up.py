@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -78,10 +79,8 @@ def run_up(settings: Settings) -> int:
     children = [api, worker]  # stop order: API first, then the worker
     code = 0
     try:
-        try:
+        with contextlib.suppress(Exception):  # a dead API is reported below
             wait_for_port(settings.api_host, settings.api_port, 30.0)
-        except Exception:
-            pass  # reported below if the API process died
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         click.echo(
             "\nlineage-faust is up\n"
@@ -98,8 +97,11 @@ def run_up(settings: Settings) -> int:
                 if child.process.poll() is not None:
                     click.secho(
                         f"\n!!! {child.name} exited with code {child.process.returncode}: "
-                        "stopping everything\n", fg="red", bold=True, err=True,
-                    )  # fmt: skip
+                        "stopping everything\n",
+                        fg="red",
+                        bold=True,
+                        err=True,
+                    )
                     code = 1
                     stopping = True
                     break

@@ -27,7 +27,9 @@ def open_store(url: str) -> Store:
             f"LINEAGE_STORE={redact_url(url)}: the Cassandra store is not part of this release "
             "yet; use sqlite:///path"
         )
-    raise ConfigError(f"LINEAGE_STORE={redact_url(url)}: unknown store (sqlite:/// or cassandra://)")
+    raise ConfigError(
+        f"LINEAGE_STORE={redact_url(url)}: unknown store (sqlite:/// or cassandra://)"
+    )
 
 
 __all__ = [

@@ -195,9 +195,7 @@ class Store(abc.ABC):
 
     # ---- reads (API, and the worker when it revives a run that left the live table) --
     @abc.abstractmethod
-    async def get_events(
-        self, run_id: str, page_size: int, cursor: str | None = None
-    ) -> EventPage:
+    async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
         """A run's events, newest first by eventId. Raises InvalidCursor for a bad cursor."""
 
     @abc.abstractmethod

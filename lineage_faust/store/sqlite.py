@@ -126,16 +126,50 @@ def _dt(value: int | None) -> datetime | None:
 
 def _event_row(row: tuple) -> StoredEvent:
     event_id, run_id, job_name, source, event_time, status, event = row
-    return StoredEvent(uuid.UUID(event_id), run_id, job_name, source, _dt(event_time), status, event)
+    return StoredEvent(
+        uuid.UUID(event_id), run_id, job_name, source, _dt(event_time), status, event
+    )
 
 
 def _status_row(row: tuple) -> RunStatus:
-    (run_id, state, ns, job, parent, root, first, last, start, end, duration, count, last_type,
-     error, nominal, processing, updated) = row  # fmt: skip
+    (
+        run_id,
+        state,
+        ns,
+        job,
+        parent,
+        root,
+        first,
+        last,
+        start,
+        end,
+        duration,
+        count,
+        last_type,
+        error,
+        nominal,
+        processing,
+        updated,
+    ) = row
     return RunStatus(
-        run_id, state, ns, job, parent, root, _dt(first), _dt(last), _dt(start), _dt(end),
-        duration, count, last_type, error, nominal, processing, _dt(updated),
-    )  # fmt: skip
+        run_id,
+        state,
+        ns,
+        job,
+        parent,
+        root,
+        _dt(first),
+        _dt(last),
+        _dt(start),
+        _dt(end),
+        duration,
+        count,
+        last_type,
+        error,
+        nominal,
+        processing,
+        _dt(updated),
+    )
 
 
 def _run_tag(run_id: str) -> bytes:
@@ -233,10 +267,18 @@ class SQLiteStore(Store):
         if not events:
             return
         rows = [
-            (e.run_id, sort_key(e.event_id), str(e.event_id), e.source, e.job_name,
-             _us(e.event_time), e.event, e.status)
+            (
+                e.run_id,
+                sort_key(e.event_id),
+                str(e.event_id),
+                e.source,
+                e.job_name,
+                _us(e.event_time),
+                e.event,
+                e.status,
+            )
             for e in events
-        ]  # fmt: skip
+        ]
         sql = (
             "INSERT INTO events_by_run (runId, eventSort, eventId, source, jobName, eventTime, "
             "event, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -261,12 +303,27 @@ class SQLiteStore(Store):
         if not statuses:
             return
         rows = [
-            (s.run_id, s.state, s.namespace, s.job, s.parent_run_id, s.root_run_id,
-             _us(s.first_event_time), _us(s.last_event_time), _us(s.start_time), _us(s.end_time),
-             s.duration_ms, s.event_count, s.last_event_type, s.error_message,
-             s.nominal_start_time, s.processing_type, _us(s.updated_at))
+            (
+                s.run_id,
+                s.state,
+                s.namespace,
+                s.job,
+                s.parent_run_id,
+                s.root_run_id,
+                _us(s.first_event_time),
+                _us(s.last_event_time),
+                _us(s.start_time),
+                _us(s.end_time),
+                s.duration_ms,
+                s.event_count,
+                s.last_event_type,
+                s.error_message,
+                s.nominal_start_time,
+                s.processing_type,
+                _us(s.updated_at),
+            )
             for s in statuses
-        ]  # fmt: skip
+        ]
         columns = _STATUS_COLUMNS.split(", ")
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns[1:])
         sql = (
@@ -279,10 +336,19 @@ class SQLiteStore(Store):
         if not letters:
             return
         rows = [
-            (d.topic, d.partition, d.offset, d.reason, d.detail, d.field, _us(d.received_at),
-             d.key, d.value)
+            (
+                d.topic,
+                d.partition,
+                d.offset,
+                d.reason,
+                d.detail,
+                d.field,
+                _us(d.received_at),
+                d.key,
+                d.value,
+            )
             for d in letters
-        ]  # fmt: skip
+        ]
         sql = (
             'INSERT INTO dead_letters (topic, partition, "offset", reason, detail, field, '
             "receivedAt, key, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -291,9 +357,7 @@ class SQLiteStore(Store):
         await self._run(lambda conn: self._write_many(conn, sql, rows))
 
     # ---- reads ------------------------------------------------------------------------
-    async def get_events(
-        self, run_id: str, page_size: int, cursor: str | None = None
-    ) -> EventPage:
+    async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
         after: bytes | None = None
         if cursor:
             raw = decode_cursor(cursor)
@@ -359,17 +423,13 @@ class SQLiteStore(Store):
         sql = "SELECT count(*) FROM events_by_run WHERE runId=?"
         return (await self._run(lambda conn: conn.execute(sql, (run_id,)).fetchone()))[0]
 
-    async def get_non_run_events(
-        self, namespace: str, name: str, limit: int
-    ) -> list[NonRunEvent]:
+    async def get_non_run_events(self, namespace: str, name: str, limit: int) -> list[NonRunEvent]:
         sql = (
             "SELECT eventId, kind, namespace, name, source, eventTime, event FROM non_run_events "
             "WHERE namespace=? AND name=? ORDER BY eventTime DESC LIMIT ?"
         )
         rows = await self._run(lambda conn: conn.execute(sql, (namespace, name, limit)).fetchall())
-        return [
-            NonRunEvent(uuid.UUID(r[0]), r[1], r[2], r[3], r[4], _dt(r[5]), r[6]) for r in rows
-        ]
+        return [NonRunEvent(uuid.UUID(r[0]), r[1], r[2], r[3], r[4], _dt(r[5]), r[6]) for r in rows]
 
     async def get_dead_letters(self, limit: int) -> list[DeadLetter]:
         sql = (
@@ -377,9 +437,7 @@ class SQLiteStore(Store):
             "FROM dead_letters ORDER BY id DESC LIMIT ?"
         )
         rows = await self._run(lambda conn: conn.execute(sql, (limit,)).fetchall())
-        return [
-            DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows
-        ]
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows]
 
     async def health(self) -> None:
         def probe(conn: sqlite3.Connection) -> None:
