@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` (the whole system) and `make test`.
+# Both create the virtualenv and install everything first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the whole system on this machine (embedded broker, worker, API)
+	$(BIN)/lineage-faust up
+
+test: $(STAMP)  ## lint, then every test (unit, store contract, API over HTTP, end to end, crash)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## unit tests only (no broker, no processes)
+	$(BIN)/python -m pytest -m "not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)  ## end-to-end throughput against baselines measured in the same run
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) .lineage .pytest_cache .ruff_cache *.egg-info
