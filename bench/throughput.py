@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -83,7 +84,9 @@ def count(db: Path, sql: str) -> int:
 
 
 def end_to_end(bootstrap: str, n_events: int, n_runs: int, tmp: Path) -> tuple[float, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    # LINEAGE_BATCH_* pass through so batch sizes can be compared
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LINEAGE_") or k.startswith("LINEAGE_BATCH_")}
     env.update(
         LINEAGE_KAFKA_BOOTSTRAP=bootstrap,
         LINEAGE_TOPIC=TOPIC,
@@ -121,6 +124,19 @@ def end_to_end(bootstrap: str, n_events: int, n_runs: int, tmp: Path) -> tuple[f
     return n_events / stored_at, n_events / done_at
 
 
+def noop_faust(bootstrap: str, n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.noop_faust", bootstrap, TOPIC, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    found = re.search(r"RATE (\d+)", out.stdout + out.stderr)  # Faust logs our stdout
+    if found:
+        return float(found.group(1))
+    raise RuntimeError(f"no-op Faust agent gave no rate: {out.stderr[-2000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
@@ -137,17 +153,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         produce_rate = asyncio.run(produce(broker.bootstrap, values))
         ceiling = asyncio.run(raw_consume(broker.bootstrap, len(values)))
+        noop = noop_faust(broker.bootstrap, len(values))
         stored_rate, done_rate = end_to_end(broker.bootstrap, len(values), n_runs, Path(tmp))
     rows = [
         ("produce (aiokafka, 1 producer)", produce_rate, None),
         ("ceiling: raw aiokafka consume", ceiling, None),
-        ("end to end: events stored (1 worker)", stored_rate, ceiling),
-        ("end to end: stored + run states (1 worker)", done_rate, ceiling),
+        ("ceiling: no-op Faust agent (take_events)", noop, None),
+        ("end to end: events stored (1 worker)", stored_rate, noop),
+        ("end to end: stored + run states (1 worker)", done_rate, noop),
     ]
-    print(f"\n{'figure':46} {'events/s':>10} {'ratio to ceiling':>17}")
+    print(f"\n{'figure':46} {'events/s':>10} {'ratio to no-op Faust':>21}")
     for name, value, base in rows:
         ratio = f"{value / base:.2f}" if base else ""
-        print(f"{name:46} {value:10,.0f} {ratio:>17}")
+        print(f"{name:46} {value:10,.0f} {ratio:>21}")
     out = Path("bench-results")
     out.mkdir(exist_ok=True)
     (out / "throughput.json").write_text(

@@ -16,6 +16,7 @@ Each of its messages already carries a whole batch of updates for runs of that p
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
@@ -33,7 +34,7 @@ from .runstate import MAX_SEEN, RunState, RunUpdate, apply_update, is_expired
 from .stats import Stats
 from .store import Store
 from .store.base import state_from_status, status_from_state
-from .triage import RawMessage, decode_updates, triage
+from .triage import Batch, RawMessage, decode_updates, triage
 
 log = logging.getLogger(__name__)
 SWEEP = b'{"sweep":true}'
@@ -89,6 +90,31 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         for fut in pending:
             await fut
 
+    async def store_batch(batch: Batch) -> None:
+        await store.write_events(batch.run_events)
+        await store.write_non_run_events(batch.non_run_events)
+        await store.write_dead_letters(batch.dead_letters())
+
+    async def send_dead_letters(batch: Batch) -> None:
+        letters = [
+            {"key": r.message.key, "value": r.message.value, "headers": r.dlq_headers()}
+            for r in batch.rejected
+        ]
+        await send_all(dlq_topic, letters)
+        for r in batch.rejected:
+            m = r.message
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s", m.topic, m.partition, m.offset, r.rejection.detail
+            )
+
+    async def forward_updates(batch: Batch) -> None:
+        messages = [
+            {"key": None, "value": value, "partition": partition}
+            for partition, values in batch.update_messages.items()
+            for value in values
+        ]
+        await send_all(updates_topic, messages)
+
     @app.agent(events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
@@ -106,32 +132,14 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             batch = triage(
                 messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions
             )
-            await retry_forever("store run events", partial(store.write_events, batch.run_events))
-            await retry_forever(
-                "store non-run events", partial(store.write_non_run_events, batch.non_run_events)
+            # Store writes and broker sends are independent: run them concurrently. All of
+            # them finish before the loop asks for the next batch, which is what lets Faust
+            # acknowledge (and later commit) this one.
+            await asyncio.gather(
+                retry_forever("store batch", partial(store_batch, batch)),
+                retry_forever("send dead letters", partial(send_dead_letters, batch)),
+                retry_forever("forward run updates", partial(forward_updates, batch)),
             )
-            if batch.rejected:
-                letters = [
-                    {"key": r.message.key, "value": r.message.value, "headers": r.dlq_headers()}
-                    for r in batch.rejected
-                ]
-                await retry_forever("send to dead-letter", partial(send_all, dlq_topic, letters))
-                dead = batch.dead_letters()
-                await retry_forever("store dead letters", partial(store.write_dead_letters, dead))
-                for r in batch.rejected:
-                    log.warning(
-                        "dead-lettered %s[%d]@%d: %s",
-                        r.message.topic,
-                        r.message.partition,
-                        r.message.offset,
-                        r.rejection.detail,
-                    )
-            updates = [
-                {"key": None, "value": value, "partition": partition}
-                for partition, values in batch.update_messages.items()
-                for value in values
-            ]
-            await retry_forever("forward run updates", partial(send_all, updates_topic, updates))
             stats.record_batch(batch)
 
     async def load_states(updates: list[RunUpdate]) -> dict[str, RunState | None]:
@@ -205,6 +213,10 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 del runs[run_id.encode()]
                 removed += 1
         stats.runs_evicted += removed
+        if removed:
+            log.info(
+                "evicted %d finished runs from the live table (partition %d)", removed, partition
+            )
 
     @app.agent(updates_topic, name="track_runs")
     async def track_runs(stream: faust.StreamT) -> None:

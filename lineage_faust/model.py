@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WrapValidator
@@ -146,31 +146,47 @@ class NominalTimeRunFacet(_Lenient):
     nominalEndTime: str | None = None
 
 
-class RunFacets(_Lenient):
-    parent: Annotated[ParentRunFacet | None, WrapValidator(_drop_if_malformed)] = None
-    errorMessage: Annotated[ErrorMessageRunFacet | None, WrapValidator(_drop_if_malformed)] = None
-    nominalTime: Annotated[NominalTimeRunFacet | None, WrapValidator(_drop_if_malformed)] = None
-
-
 class JobTypeJobFacet(_Lenient):
     processingType: str | None = None
     integration: str | None = None
     jobType: str | None = None
 
 
-class JobFacets(_Lenient):
-    jobType: Annotated[JobTypeJobFacet | None, WrapValidator(_drop_if_malformed)] = None
+M = TypeVar("M", bound=BaseModel)
+
+
+def facet(facets: Any, name: str, model: type[M]) -> M | None:
+    """One facet, validated on demand; a missing or malformed facet reads as None.
+
+    Facets are not validated with the event: most are never read here (they are kept in the
+    stored text), and validating them all would triple the cost of every event.
+    """
+    if not isinstance(facets, dict):
+        return None
+    raw = facets.get(name)
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 class Run(_Lenient):
     runId: NonEmptyStr
-    facets: Annotated[RunFacets | None, WrapValidator(_drop_if_malformed)] = None
+    facets: Any = None  # read with facet(): parent, errorMessage, nominalTime, ...
+
+    def facet(self, name: str, model: type[M]) -> M | None:
+        return facet(self.facets, name, model)
 
 
 class Job(_Lenient):
     namespace: NonEmptyStr
     name: NonEmptyStr
-    facets: Annotated[JobFacets | None, WrapValidator(_drop_if_malformed)] = None
+    facets: Any = None  # read with facet(): jobType, ...
+
+    def facet(self, name: str, model: type[M]) -> M | None:
+        return facet(self.facets, name, model)
 
 
 class RunEvent(_Lenient):

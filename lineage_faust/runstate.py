@@ -17,7 +17,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .model import TERMINAL_EVENT_TYPES, EventType, RunEvent, ValidEvent
+from .model import (
+    TERMINAL_EVENT_TYPES,
+    ErrorMessageRunFacet,
+    EventType,
+    JobTypeJobFacet,
+    NominalTimeRunFacet,
+    ParentRunFacet,
+    RunEvent,
+    ValidEvent,
+)
 
 # Run states. A run with only OTHER / untyped events is UNKNOWN; START and RUNNING mean RUNNING.
 UNKNOWN = "UNKNOWN"
@@ -69,12 +78,10 @@ class RunUpdate:
     def from_event(cls, event: ValidEvent) -> RunUpdate:
         payload = event.payload
         assert isinstance(payload, RunEvent)
-        facets = payload.run.facets
-        parent = facets.parent if facets else None
-        error = facets.errorMessage if facets else None
-        nominal = facets.nominalTime if facets else None
-        job_facets = payload.job.facets
-        job_type = job_facets.jobType if job_facets else None
+        parent = payload.run.facet("parent", ParentRunFacet)
+        error = payload.run.facet("errorMessage", ErrorMessageRunFacet)
+        nominal = payload.run.facet("nominalTime", NominalTimeRunFacet)
+        job_type = payload.job.facet("jobType", JobTypeJobFacet)
         error_text = None
         if error is not None and (error.message or error.stackTrace):
             error_text = (error.message or error.stackTrace or "")[:MAX_ERROR_CHARS]

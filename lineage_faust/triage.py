@@ -70,6 +70,8 @@ class Batch:
         return len(self.run_events) + len(self.non_run_events) + len(self.rejected)
 
     def dead_letters(self) -> list[DeadLetter]:
+        if not self.rejected:
+            return []
         now = datetime.now(UTC)
         return [r.dead_letter(now) for r in self.rejected]
 

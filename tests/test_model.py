@@ -10,8 +10,12 @@ from openlineage.client.event_v2 import RunState
 
 from lineage_faust.model import (
     DatasetEvent,
+    ErrorMessageRunFacet,
     EventType,
     JobEvent,
+    JobTypeJobFacet,
+    NominalTimeRunFacet,
+    ParentRunFacet,
     Rejection,
     RunEvent,
     ValidEvent,
@@ -57,11 +61,12 @@ def test_events_built_with_the_openlineage_client_are_valid() -> None:
     raw = run_event(RunState.FAIL, new_run_id(), parent=(parent, "dag"), error="boom")
     result = parse_event(raw, LIMIT)
     assert isinstance(result, ValidEvent)
-    facets = result.payload.run.facets
+    run, job = result.payload.run, result.payload.job
     assert result.payload.eventType is EventType.FAIL
-    assert facets.parent.run.runId == parent and facets.parent.root.run.runId == parent
-    assert facets.errorMessage.message == "boom"
-    assert result.payload.job.facets.jobType.processingType == "BATCH"
+    parent_facet = run.facet("parent", ParentRunFacet)
+    assert parent_facet.run.runId == parent and parent_facet.root.run.runId == parent
+    assert run.facet("errorMessage", ErrorMessageRunFacet).message == "boom"
+    assert job.facet("jobType", JobTypeJobFacet).processingType == "BATCH"
 
 
 def test_job_and_dataset_events_are_kept_not_rejected() -> None:
@@ -92,8 +97,9 @@ def test_malformed_optional_facet_is_dropped_not_fatal() -> None:
     obj["run"]["facets"] = {"parent": "not-an-object", "errorMessage": {"message": 5}}
     result = parse(obj)
     assert isinstance(result, ValidEvent)
-    assert result.payload.run.facets.parent is None
-    assert result.payload.run.facets.errorMessage is None
+    assert result.payload.run.facet("parent", ParentRunFacet) is None
+    assert result.payload.run.facet("errorMessage", ErrorMessageRunFacet) is None
+    assert result.payload.run.facet("nominalTime", NominalTimeRunFacet) is None
 
 
 @pytest.mark.parametrize(
