@@ -85,8 +85,11 @@ def count(db: Path, sql: str) -> int:
 
 def end_to_end(bootstrap: str, n_events: int, n_runs: int, tmp: Path) -> tuple[float, float]:
     # LINEAGE_BATCH_* pass through so batch sizes can be compared
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("LINEAGE_") or k.startswith("LINEAGE_BATCH_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LINEAGE_") or k.startswith("LINEAGE_BATCH_")
+    }
     env.update(
         LINEAGE_KAFKA_BOOTSTRAP=bootstrap,
         LINEAGE_TOPIC=TOPIC,

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from ..config import Settings
@@ -72,7 +73,13 @@ async def _send(
         max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
         request_timeout_ms=30_000,
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise click.ClickException(
+            f"cannot reach the broker at {settings.bootstrap}: {exc}"
+        ) from None
     bar = tqdm(total=len(messages), unit="ev", disable=not progress, file=sys.stderr)
     try:
         pending: list[asyncio.Future] = []
