@@ -178,7 +178,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             else:
                 stats.duplicates += 1
         for run_id, state in changed.items():
-            runs[run_id.encode()] = orjson.dumps(state.to_dict())
+            runs[run_id.encode()] = orjson.dumps(state)
             if state.finished_at is not None:
                 expiry.queues[partition].append((state.finished_at, run_id))
         # Every touched run is written, changed or not: after a crash between the table write

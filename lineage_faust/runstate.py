@@ -14,7 +14,7 @@ order the events arrive in, and to ignore an event it has already seen:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .model import (
@@ -66,13 +66,6 @@ class RunUpdate:
     @property
     def key(self) -> tuple[int, int, str]:
         return (rank(self.event_type), self.ticks, self.event_id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunUpdate:
-        return cls(**data)
 
     @classmethod
     def from_event(cls, event: ValidEvent) -> RunUpdate:
@@ -134,9 +127,6 @@ class RunState:
         if self.start_ticks is None or self.end_ticks is None:
             return None
         return max(0, (self.end_ticks - self.start_ticks) // 10_000)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:

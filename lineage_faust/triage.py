@@ -95,7 +95,7 @@ def _encode_updates(updates: list[RunUpdate]) -> list[bytes]:
     chunk: list[bytes] = []
     size = 2
     for update in updates:
-        item = orjson.dumps(update.to_dict())
+        item = orjson.dumps(update)  # orjson encodes dataclasses natively (fast)
         if chunk and size + len(item) + 1 > MAX_UPDATES_MESSAGE_BYTES:
             messages.append(b"[" + b",".join(chunk) + b"]")
             chunk, size = [], 2
@@ -124,4 +124,4 @@ def triage(messages: list[RawMessage], *, max_bytes: int, partitions: int) -> Ba
 
 
 def decode_updates(value: bytes) -> list[RunUpdate]:
-    return [RunUpdate.from_dict(item) for item in orjson.loads(value)]
+    return [RunUpdate(**item) for item in orjson.loads(value)]
