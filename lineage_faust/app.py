@@ -82,7 +82,6 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     runs = app.Table("runs", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     stats = Stats()
     expiry = _Expiry()
-    app.lineage_stats = stats  # type: ignore[attr-defined]
 
     async def send_all(topic: faust.TopicT, messages: list[dict]) -> None:
         """Send and wait for the broker's acknowledgement of every message."""
@@ -252,5 +251,4 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     async def report() -> None:
         log.info("pipeline: %s", stats.summary())
 
-    app.lineage_agents = (ingest, track_runs)  # type: ignore[attr-defined]
     return app

@@ -182,19 +182,21 @@ class Job(_Lenient):
         return facet(self.facets, name, model)
 
 
-class RunEvent(_Lenient):
+class _BaseEvent(_Lenient):
+    """What every OpenLineage event carries (``producer`` is the Atlas ``source``)."""
+
     eventTime: EventTimeField
-    eventType: EventTypeField = None
     producer: str = ""
     schemaURL: str | None = None
+
+
+class RunEvent(_BaseEvent):
+    eventType: EventTypeField = None
     run: Run
     job: Job
 
 
-class JobEvent(_Lenient):
-    eventTime: EventTimeField
-    producer: str = ""
-    schemaURL: str | None = None
+class JobEvent(_BaseEvent):
     job: Job
 
 
@@ -203,10 +205,7 @@ class DatasetRef(_Lenient):
     name: NonEmptyStr
 
 
-class DatasetEvent(_Lenient):
-    eventTime: EventTimeField
-    producer: str = ""
-    schemaURL: str | None = None
+class DatasetEvent(_BaseEvent):
     dataset: DatasetRef
 
 
@@ -281,11 +280,11 @@ def parse_event(raw: bytes | None, max_bytes: int) -> ValidEvent | Rejection:
     except ValidationError as exc:
         return _describe(exc)
     canonical = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-    event_time: EventTime = payload.eventTime  # type: ignore[attr-defined]
+    assert isinstance(payload, _BaseEvent)
     return ValidEvent(
-        event_id=event_uuid(event_time.ticks, content_hash(canonical)),
-        event_time=event_time,
-        producer=payload.producer,  # type: ignore[attr-defined]
+        event_id=event_uuid(payload.eventTime.ticks, content_hash(canonical)),
+        event_time=payload.eventTime,
+        producer=payload.producer,
         text=text,
         payload=payload,  # type: ignore[arg-type]
     )

@@ -234,15 +234,21 @@ class SQLiteStore(Store):
             conn.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _write_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    async def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One transaction for a whole batch (idempotent statements: safe to repeat)."""
+        if not rows:
+            return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(write)
 
     async def open(self) -> None:
         if self._executor is None:
@@ -264,8 +270,6 @@ class SQLiteStore(Store):
 
     # ---- writes -----------------------------------------------------------------------
     async def write_events(self, events: Sequence[StoredEvent]) -> None:
-        if not events:
-            return
         rows = [
             (
                 e.run_id,
@@ -284,11 +288,9 @@ class SQLiteStore(Store):
             "event, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (runId, eventSort) DO NOTHING"
         )
-        await self._run(lambda conn: self._write_many(conn, sql, rows))
+        await self._write_many(sql, rows)
 
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None:
-        if not events:
-            return
         rows = [
             (str(e.event_id), e.kind, e.namespace, e.name, e.source, _us(e.event_time), e.event)
             for e in events
@@ -297,11 +299,9 @@ class SQLiteStore(Store):
             "INSERT INTO non_run_events (eventId, kind, namespace, name, source, eventTime, event)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (eventId) DO NOTHING"
         )
-        await self._run(lambda conn: self._write_many(conn, sql, rows))
+        await self._write_many(sql, rows)
 
     async def write_run_statuses(self, statuses: Sequence[RunStatus]) -> None:
-        if not statuses:
-            return
         rows = [
             (
                 s.run_id,
@@ -330,11 +330,9 @@ class SQLiteStore(Store):
             f"INSERT INTO run_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * len(columns))})"
             f" ON CONFLICT (runId) DO UPDATE SET {updates}"
         )
-        await self._run(lambda conn: self._write_many(conn, sql, rows))
+        await self._write_many(sql, rows)
 
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        if not letters:
-            return
         rows = [
             (
                 d.topic,
@@ -354,7 +352,7 @@ class SQLiteStore(Store):
             "receivedAt, key, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             'ON CONFLICT (topic, partition, "offset") DO NOTHING'
         )
-        await self._run(lambda conn: self._write_many(conn, sql, rows))
+        await self._write_many(sql, rows)
 
     # ---- reads ------------------------------------------------------------------------
     async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
