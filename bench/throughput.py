@@ -92,6 +92,7 @@ def end_to_end(bootstrap: str, n_events: int, n_runs: int, tmp: Path) -> tuple[f
     }
     env.update(
         LINEAGE_KAFKA_BOOTSTRAP=bootstrap,
+        LINEAGE_EMBEDDED_BROKER="1",
         LINEAGE_TOPIC=TOPIC,
         LINEAGE_DATA_DIR=str(tmp),
         LINEAGE_PARTITIONS=str(PARTITIONS),

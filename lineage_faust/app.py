@@ -72,6 +72,11 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # every topic and table carries bytes we encode ourselves (orjson)
         key_serializer="raw",
         value_serializer="raw",
+        # The embedded broker (Tansu) answers "latest offset" with the base offset of the last
+        # batch + 1. Faust then ends changelog recovery early, and the changelog records after
+        # that point fill its recovery queue and stall every stream. One record per batch
+        # makes the answer exact (measured: ~6,600 records/s per producer, ample here).
+        **({"producer_max_batch_size": 1} if settings.embedded_broker else {}),
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     events_topic = app.topic(settings.topic, allow_empty=True, **raw)

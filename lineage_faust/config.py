@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap: str | None  # None = start/use the embedded broker
+    embedded_broker: bool  # the broker is the embedded Tansu (see app.py: one record per batch)
     topic: str
     dlq_topic: str
     partitions: int  # partitions of the internal run-updates topic and its tables
@@ -81,6 +82,15 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false)")
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     data_dir = Path(env.get("LINEAGE_DATA_DIR") or "./.lineage")
     topic = env.get("LINEAGE_TOPIC") or "openlineage.events"
@@ -92,6 +102,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         )
     return Settings(
         kafka_bootstrap=env.get("LINEAGE_KAFKA_BOOTSTRAP") or None,
+        embedded_broker=_bool(env, "LINEAGE_EMBEDDED_BROKER"),
         topic=topic,
         dlq_topic=env.get("LINEAGE_DLQ_TOPIC") or f"{topic}.dlq",
         partitions=_int(env, "LINEAGE_PARTITIONS", 8),

@@ -22,7 +22,7 @@ def resolve_bootstrap(settings: Settings) -> Settings:
     if path.is_file():
         address = path.read_text().strip()
         if address:
-            return dataclasses.replace(settings, kafka_bootstrap=address)
+            return dataclasses.replace(settings, kafka_bootstrap=address, embedded_broker=True)
     raise click.ClickException(
         "no broker: set LINEAGE_KAFKA_BOOTSTRAP, or start the embedded stack with "
         f"`lineage-faust up` (it records its broker in {path})"

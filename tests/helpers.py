@@ -75,6 +75,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
         env.update(
             LINEAGE_KAFKA_BOOTSTRAP=self.bootstrap,
+            LINEAGE_EMBEDDED_BROKER="1",
             LINEAGE_DATA_DIR=str(self.tmp / "data"),
             LINEAGE_TOPIC=f"{self.name}.events",
             LINEAGE_APP_ID=f"{self.name}-app",

@@ -63,6 +63,7 @@ def run_up(settings: Settings) -> int:
         # matches it (offsets, changelogs). The store keeps the durable record.
         shutil.rmtree(settings.data_dir / "faust", ignore_errors=True)
         broker_file(settings).write_text(bootstrap)
+        env["LINEAGE_EMBEDDED_BROKER"] = "1"
     env["LINEAGE_KAFKA_BOOTSTRAP"] = bootstrap
 
     stopping = False

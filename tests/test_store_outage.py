@@ -1,0 +1,43 @@
+"""The store unavailable for a while (SQLite file locked by another process): the worker waits,
+retries with backoff and resumes by itself; nothing is lost."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from .helpers import SAMPLES, Stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def count(stack: Stack) -> int:
+    with sqlite3.connect(f"file:{stack.db_path}?mode=ro", uri=True, timeout=30) as conn:
+        return conn.execute("SELECT count(*) FROM events_by_run").fetchone()[0]
+
+
+def test_worker_waits_out_a_locked_store(stack: Stack) -> None:
+    stack.extra_env["LINEAGE_LOG_LEVEL"] = "INFO"
+    worker = stack.spawn("worker")
+    try:
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        locker = sqlite3.connect(stack.db_path, isolation_level=None, timeout=30)
+        locker.execute("BEGIN EXCLUSIVE")  # no one else may read or write now
+        try:
+            assert stack.send(SAMPLES).returncode == 0
+            wait_until(
+                lambda: "failed" in worker.log() and "retrying" in worker.log(),
+                60,
+                "the worker to report the store failure and retry",
+            )
+            time.sleep(2)
+            assert worker.alive(), "the worker must wait, not crash"
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        wait_until(lambda: count(stack) == 28, 60, "every event stored after the outage")
+        wait_until(lambda: "succeeded after" in worker.log(), 30, "recovery to be logged")
+    finally:
+        worker.stop()
