@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from lineage_faust import __version__
 from lineage_faust.config import Settings
@@ -35,7 +34,6 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         title="lineage-faust",
         version=__version__,
         description="Live run-operations data from OpenLineage events.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.store = store

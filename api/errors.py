@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from lineage_faust.store import InvalidCursor, StoreError
@@ -22,9 +22,9 @@ class ApiError(Exception):
         self.status, self.error, self.run_id = status, error, run_id
 
 
-def error_response(status: int, error: str, run_id: str | None = None) -> ORJSONResponse:
+def error_response(status: int, error: str, run_id: str | None = None) -> JSONResponse:
     body = Envelope(success=False, error=error, runId=run_id)
-    return ORJSONResponse(body.model_dump(), status_code=status)
+    return JSONResponse(body.model_dump(), status_code=status)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -37,27 +37,27 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.error, exc.run_id)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, _describe_validation(exc))
 
     @app.exception_handler(InvalidCursor)
-    async def _cursor(request: Request, exc: InvalidCursor) -> ORJSONResponse:
+    async def _cursor(request: Request, exc: InvalidCursor) -> JSONResponse:
         return error_response(400, str(exc))
 
     @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError) -> ORJSONResponse:
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error on %s: %s", request.url.path, exc)
         return error_response(503, "the store is unavailable; try again shortly")
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, "internal error")

@@ -7,8 +7,8 @@ Data flow (see README for the diagram)::
                           `--> <app>-run-updates (one message per owning partition per batch)
                                   --track_runs--> runs table (changelog) + store.run_status
 
-``ingest`` consumes in batches (``take_events``), so its store writes and sends are awaited
-before the batch's offsets can be committed: at-least-once, with idempotent writes.
+``ingest`` consumes in batches and acknowledges a batch's events only after its store writes
+and sends have completed: at-least-once, with idempotent writes.
 ``track_runs`` handles one message at a time on purpose: a Faust table write goes to the
 changelog partition of the event being processed, and ``take`` would merge partitions.
 Each of its messages already carries a whole batch of updates for runs of that partition.
@@ -119,32 +119,44 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         ]
         await send_all(updates_topic, messages)
 
+    async def ingest_batch(events: list[faust.EventT]) -> None:
+        messages = [
+            RawMessage(
+                e.message.value,
+                e.message.key,
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                tuple(e.message.headers or ()),
+            )
+            for e in events
+        ]
+        batch = triage(messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions)
+        # Store writes and broker sends are independent: run them concurrently.
+        await asyncio.gather(
+            retry_forever("store batch", partial(store_batch, batch)),
+            retry_forever("send dead letters", partial(send_dead_letters, batch)),
+            retry_forever("forward run updates", partial(forward_updates, batch)),
+        )
+        stats.record_batch(batch)
+
     @app.agent(events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            messages = [
-                RawMessage(
-                    e.message.value,
-                    e.message.key,
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    tuple(e.message.headers or ()),
-                )
-                for e in events
-            ]
-            batch = triage(
-                messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions
-            )
-            # Store writes and broker sends are independent: run them concurrently. All of
-            # them finish before the loop asks for the next batch, which is what lets Faust
-            # acknowledge (and later commit) this one.
-            await asyncio.gather(
-                retry_forever("store batch", partial(store_batch, batch)),
-                retry_forever("send dead letters", partial(send_dead_letters, batch)),
-                retry_forever("forward run updates", partial(forward_updates, batch)),
-            )
-            stats.record_batch(batch)
+        # Our own batching with explicit acknowledgements: a batch is flushed when it is full
+        # or when nothing more is waiting (small batches when idle, big ones under backlog),
+        # and its events are acknowledged only after every write and send of the batch has
+        # completed, so the offsets Faust commits never pass an unstored event. (Faust's
+        # take_events lost a wake-up after a crash-restart and stalled the stream for good.)
+        manual = stream.noack()
+        pending: list[faust.EventT] = []
+        async for event in manual.events():
+            pending.append(event)
+            if len(pending) < settings.batch_size and not manual.channel.empty():
+                continue
+            await ingest_batch(pending)
+            for done in pending:
+                await manual.ack(done)
+            pending = []
 
     async def load_states(updates: list[RunUpdate]) -> dict[str, RunState | None]:
         """Each run's state: the live table entry, unless the store knows more.

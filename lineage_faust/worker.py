@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import shutil
-import signal
 import sys
 
 import faust
@@ -52,15 +50,6 @@ def run_worker(settings: Settings, *, table_store: str = "rocksdb://") -> None:
         os.execv(sys.executable, [sys.executable, "-m", "lineage_faust", "worker"])
 
 
-def _dump_tasks() -> None:
-    """``kill -USR1 <worker pid>``: log where every asyncio task is waiting (stalls)."""
-    buffer = io.StringIO()
-    for task in asyncio.all_tasks():
-        buffer.write(f"--- {task.get_name()} {task.get_coro()!r}\n")
-        task.print_stack(limit=12, file=buffer)
-    log.warning("asyncio tasks:\n%s", buffer.getvalue())
-
-
 def _run(settings: Settings, table_store: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -75,7 +64,6 @@ def _run(settings: Settings, table_store: str) -> None:
         settings.describe_store(),
     )
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level)
-    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         worker.execute_from_commandline()
     except SystemExit:

@@ -30,6 +30,11 @@ def evicted(log: str) -> int:
     return sum(int(n) for n in re.findall(r"evicted (\d+) finished runs", log))
 
 
+def revived(log: str) -> int:
+    counts = re.findall(r"runs_revived=(\d+)", log)
+    return int(counts[-1]) if counts else 0
+
+
 def test_finished_runs_leave_the_table_and_late_events_revive_them(stack: Stack) -> None:
     stack.extra_env["LINEAGE_RUN_RETENTION"] = "1"
     lines = SAMPLES.read_bytes().splitlines()
@@ -44,7 +49,12 @@ def test_finished_runs_leave_the_table_and_late_events_revive_them(stack: Stack)
         # A late redelivery of the whole file after eviction: the runs come back from the
         # store, nothing is counted twice and no finished run is reopened.
         assert stack.send(SAMPLES).returncode == 0
-        wait_until(lambda: "runs_revived=14" in worker.log(), 60, "runs revived from the store")
+        wait_until(lambda: revived(worker.log()) >= len(per_run), 60, "runs revived from the store")
+        wait_until(
+            lambda: sum(c for _, c in statuses(stack).values()) == len(lines),
+            30,
+            "the redelivery to be folded",
+        )
         final = statuses(stack)
         assert {run_id: count for run_id, (_, count) in final.items()} == dict(per_run)
         assert Counter(state for state, _ in final.values()) == {"COMPLETE": 11, "FAIL": 3}
