@@ -264,6 +264,25 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 expiry.indexed.discard(tp.partition)
                 expiry.queues.pop(tp.partition, None)
 
+    paused_before: set = set()
+
+    @app.timer(interval=5.0)
+    async def resume_starved_partitions() -> None:
+        # Faust stops fetching a partition while its stream queue is under pressure and
+        # resumes it when the queue drains. That resume was lost in our crash tests (also
+        # reported upstream: "consumers slowly die"), starving an agent for good. A partition
+        # still paused at two checks in a row is resumed here; if its queue really is still
+        # full, Faust pauses it again on the next message.
+        nonlocal paused_before
+        paused = set(getattr(app.consumer, "_buffered_partitions", ()))
+        for tp in paused & paused_before:
+            log.info(
+                "resuming fetch of %s[%d], paused since the last check", tp.topic, tp.partition
+            )
+            app.consumer.on_buffer_drop(tp)
+            stats.resumed_partitions += 1
+        paused_before = paused - paused_before
+
     @app.timer(interval=10.0)
     async def report() -> None:
         log.info("pipeline: %s", stats.summary())

@@ -20,6 +20,7 @@ class Stats:
     runs_updated: int = 0
     runs_evicted: int = 0
     runs_revived: int = 0
+    resumed_partitions: int = 0
 
     def record_batch(self, batch: Batch) -> None:
         self.consumed += batch.consumed
@@ -33,5 +34,6 @@ class Stats:
             f"consumed={self.consumed} run_events={self.stored_run_events} "
             f"non_run_events={self.stored_non_run_events} dead_lettered={dead} "
             f"duplicates={self.duplicates} runs_updated={self.runs_updated} "
-            f"runs_evicted={self.runs_evicted} runs_revived={self.runs_revived}"
+            f"runs_evicted={self.runs_evicted} runs_revived={self.runs_revived} "
+            f"resumed_partitions={self.resumed_partitions}"
         )
