@@ -131,45 +131,16 @@ def _event_row(row: tuple) -> StoredEvent:
     )
 
 
+# positions of the microsecond time columns in _STATUS_COLUMNS
+_STATUS_TIMES = (6, 7, 8, 9, 16)
+
+
 def _status_row(row: tuple) -> RunStatus:
-    (
-        run_id,
-        state,
-        ns,
-        job,
-        parent,
-        root,
-        first,
-        last,
-        start,
-        end,
-        duration,
-        count,
-        last_type,
-        error,
-        nominal,
-        processing,
-        updated,
-    ) = row
-    return RunStatus(
-        run_id,
-        state,
-        ns,
-        job,
-        parent,
-        root,
-        _dt(first),
-        _dt(last),
-        _dt(start),
-        _dt(end),
-        duration,
-        count,
-        last_type,
-        error,
-        nominal,
-        processing,
-        _dt(updated),
-    )
+    """A run_status row, in _STATUS_COLUMNS order, to the RunStatus of the same field order."""
+    values = list(row)
+    for i in _STATUS_TIMES:
+        values[i] = _dt(values[i])
+    return RunStatus(*values)
 
 
 def _run_tag(run_id: str) -> bytes:
