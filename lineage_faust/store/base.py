@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..model import DatasetEvent, JobEvent, RunEvent, ValidEvent
-from ..runstate import RUNNING, TERMINAL_STATES, RunState, rank
+from ..runstate import TERMINAL_STATES, RunState, rank
 
 
 class StoreError(RuntimeError):
@@ -235,8 +235,7 @@ def state_from_status(status: RunStatus, seen: list[str], event_count: int) -> R
     """
     end = datetime_to_ticks(status.end_time)
     last = datetime_to_ticks(status.last_event_time) or 0
-    state_rank = rank(status.state) if status.state != RUNNING else 1
-    key = (state_rank, end if end is not None else last, "")
+    key = (rank(status.state), end if end is not None else last, "")
     return RunState(
         run_id=status.run_id,
         state=status.state,
