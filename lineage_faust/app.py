@@ -269,19 +269,37 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     @app.timer(interval=5.0)
     async def resume_starved_partitions() -> None:
         # Faust stops fetching a partition while its stream queue is under pressure and
-        # resumes it when the queue drains. That resume was lost in our crash tests (also
-        # reported upstream: "consumers slowly die"), starving an agent for good. A partition
-        # still paused at two checks in a row is resumed here; if its queue really is still
-        # full, Faust pauses it again on the next message.
+        # resumes it when the queue drains. If that resume were lost, the agent would starve
+        # for good (upstream reports: "consumers slowly die"). A partition still paused at two
+        # checks in a row is resumed here; if its queue really is still full, Faust pauses it
+        # again on the next message.
         nonlocal paused_before
-        paused = set(getattr(app.consumer, "_buffered_partitions", ()))
+        consumer = app.consumer
+        paused = set(getattr(consumer, "_buffered_partitions", ()))
         for tp in paused & paused_before:
             log.info(
                 "resuming fetch of %s[%d], paused since the last check", tp.topic, tp.partition
             )
-            app.consumer.on_buffer_drop(tp)
+            consumer.on_buffer_drop(tp)
             stats.resumed_partitions += 1
         paused_before = paused - paused_before
+        if app.rebalancing:
+            return
+        # Diagnosis for the rare post-restart stall (README, Guarantees): assigned partitions
+        # that Faust neither fetches nor knows to be paused.
+        try:  # private Faust state: a diagnostic must never take the worker down
+            unfetched = (
+                set(consumer.assignment())
+                - set(consumer._get_active_partitions())
+                - set(getattr(consumer, "_paused_partitions", ()))
+                - paused
+            )
+        except Exception:
+            log.debug("partition diagnosis unavailable", exc_info=True)
+            return
+        if unfetched:
+            names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(unfetched))
+            log.warning("assigned but not being fetched: %s", names)
 
     @app.timer(interval=10.0)
     async def report() -> None:
