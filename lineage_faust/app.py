@@ -78,11 +78,10 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # makes the answer exact (measured: ~6,600 records/s per producer, ample here).
         **({"producer_max_batch_size": 1} if settings.embedded_broker else {}),
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    events_topic = app.topic(settings.topic, allow_empty=True, **raw)
-    dlq_topic = app.topic(settings.dlq_topic, **raw)
+    events_topic = app.topic(settings.topic, allow_empty=True)
+    dlq_topic = app.topic(settings.dlq_topic)
     updates_topic = app.topic(
-        f"{settings.app_id}-run-updates", partitions=settings.partitions, internal=True, **raw
+        f"{settings.app_id}-run-updates", partitions=settings.partitions, internal=True
     )
     runs = app.Table("runs", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     stats = Stats()

@@ -45,9 +45,6 @@ class EventTime:
     at: datetime
     ticks: int  # 100-ns intervals since 1970-01-01T00:00:00Z
 
-    def iso(self) -> str:
-        return self.at.isoformat().replace("+00:00", "Z")
-
 
 def _hundred_ns_digit(value: str) -> int:
     """The 7th fraction digit (100 ns), which datetime cannot hold but the timeuuid can."""

@@ -21,6 +21,25 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "airflow-3.3.2-provider-2.20.3.jsonl"
 
 
+def clean_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without any LINEAGE_* setting, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+    env.update(overrides)
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, timeout_s: float = 120, stdin: bytes | None = None):
+    """Run `python -m lineage_faust ARGS...` to completion (text output unless stdin is bytes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lineage_faust", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=stdin is None,
+        timeout=timeout_s,
+    )
+
+
 def wait_until(check: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1) -> T:
     deadline = time.monotonic() + timeout_s
     last: T | None = None
@@ -72,8 +91,7 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
-        env.update(
+        env = clean_env(
             LINEAGE_KAFKA_BOOTSTRAP=self.bootstrap,
             LINEAGE_EMBEDDED_BROKER="1",
             LINEAGE_DATA_DIR=str(self.tmp / "data"),
@@ -122,10 +140,4 @@ class Stack:
         return proc
 
     def send(self, *paths: Path | str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "lineage_faust", "send", "--no-progress", *map(str, paths)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(self.env, "send", "--no-progress", *map(str, paths))

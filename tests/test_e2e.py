@@ -7,7 +7,6 @@ Real embedded broker, real worker and API processes, real SQLite. The samples ar
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from lineage_faust.broker import free_port
 
-from .helpers import SAMPLES, wait_until
+from .helpers import SAMPLES, clean_env, run_cli, wait_until
 from .olclient import job_event
 
 pytestmark = pytest.mark.integration
@@ -45,16 +44,6 @@ def broken_lines() -> list[bytes]:
         orjson.dumps(huge),
         b'{"eventType": "START", "note": "caf\xe9 not utf-8"}',
     ]
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lineage_faust", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int) -> list:
@@ -83,8 +72,7 @@ async def read_topic(bootstrap: str, topic: str, expected: int) -> list:
 
 def test_up_send_query_and_dead_letters(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
-    env.update(
+    env = clean_env(
         LINEAGE_DATA_DIR=str(tmp_path / "data"),
         LINEAGE_API_PORT=str(port),
         LINEAGE_MAX_EVENT_BYTES=str(MAX_BYTES),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -13,7 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from lineage_faust.keying import message_key
 
-from .helpers import SAMPLES, Stack
+from .helpers import SAMPLES, Stack, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +36,7 @@ def test_send_files_stdin_and_arrays(stack: Stack, tmp_path: Path) -> None:
     lines = SAMPLES.read_bytes().splitlines()
     array = tmp_path / "events.json"
     array.write_bytes(orjson.dumps([orjson.loads(line) for line in lines[:3]]))
-    stdin = subprocess.run(
-        [sys.executable, "-m", "lineage_faust", "send", "--no-progress", "-"],
-        input=b"\n".join(lines[3:10]) + b"\n",
-        env=stack.env,
-        capture_output=True,
-        timeout=60,
-    )
+    stdin = run_cli(stack.env, "send", "--no-progress", "-", stdin=b"\n".join(lines[3:10]) + b"\n")
     assert stdin.returncode == 0, stdin.stderr
     assert b"sent 7, failed 0" in stdin.stderr
     from_file = stack.send(array)
