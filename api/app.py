@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from lineage_faust import __version__
 from lineage_faust.config import Settings
-from lineage_faust.store import Store, open_store
+from lineage_faust.store import Store, store_for
 
 from .errors import install_error_handlers
 from .routes import atlas, runs
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
-    store = store or open_store(settings.store_url)
+    store = store or store_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

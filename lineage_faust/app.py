@@ -33,7 +33,7 @@ from .retry import retry_forever
 from .runstate import MAX_SEEN, RunState, RunUpdate, apply_update, is_expired
 from .stats import Stats
 from .store import Store
-from .store.base import state_from_status, status_from_state
+from .store.base import RunStatus, state_from_status, status_from_state
 from .triage import Batch, RawMessage, decode_updates, triage
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 e.message.partition,
                 e.message.offset,
                 tuple(e.message.headers or ()),
+                e.message.timestamp,
             )
             for e in events
         ]
@@ -157,7 +158,9 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 await manual.ack(done)
             pending = []
 
-    async def load_states(updates: list[RunUpdate]) -> dict[str, RunState | None]:
+    async def load_states(
+        updates: list[RunUpdate],
+    ) -> tuple[dict[str, RunState | None], dict[str, RunStatus]]:
         """Each run's state: the live table entry, unless the store knows more.
 
         The store is the durable record and the table a cache of it. A run that left the
@@ -179,11 +182,11 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 live = state_from_status(status, seen, count)
                 stats.runs_revived += 1
             states[run_id] = live
-        return states
+        return states, stored
 
     async def apply_updates(partition: int, updates: list[RunUpdate]) -> None:
         now = time.time()
-        states = await load_states(updates)
+        states, stored = await load_states(updates)
         changed: dict[str, RunState] = {}
         for update in updates:
             new, was_changed = apply_update(states[update.run_id], update, now)
@@ -200,7 +203,9 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # and this one, the redelivered message finds nothing changed but the store behind.
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
-        await retry_forever("store run statuses", partial(store.write_run_statuses, statuses))
+        await retry_forever(
+            "store run statuses", partial(store.write_run_statuses, statuses, stored)
+        )
         stats.runs_updated += len(changed)
 
     def sweep(partition: int) -> None:

@@ -8,14 +8,57 @@ not deep inside Kafka or the store.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote
 
 
 class ConfigError(ValueError):
     """A ``LINEAGE_*`` variable has a value we cannot use."""
+
+
+_CONSISTENCY_LEVELS = (
+    "LOCAL_QUORUM",
+    "QUORUM",
+    "LOCAL_ONE",
+    "ONE",
+    "TWO",
+    "THREE",
+    "EACH_QUORUM",
+    "ALL",
+)
+_COMPRESSORS = ("LZ4Compressor", "ZstdCompressor", "SnappyCompressor", "DeflateCompressor", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class CassandraOptions:
+    """Everything the Cassandra store needs, from the URL and ``LINEAGE_CASSANDRA_*``."""
+
+    hosts: tuple[str, ...]
+    port: int
+    keyspace: str
+    local_dc: str | None  # None: the driver picks the DC of the first host it reaches
+    consistency: str  # read and write consistency level name, LOCAL_QUORUM by default
+    replication: dict[str, int]  # {"replication_factor": n} or {dc: n, ...} (NTS)
+    username: str | None
+    password: str | None = field(repr=False)
+    tls: bool
+    tls_ca_file: str | None
+    compression: str  # table compression class, or "none"
+    max_in_flight: int  # concurrent requests per process (backpressure beyond)
+    request_timeout_s: float
+    create_schema: bool  # create missing tables at start (off when an init job does it)
+
+    @property
+    def replication_cql(self) -> str:
+        if set(self.replication) == {"replication_factor"}:
+            factor = self.replication["replication_factor"]
+            return f"{{'class': 'SimpleStrategy', 'replication_factor': {factor}}}"
+        dcs = ", ".join(f"'{dc}': {n}" for dc, n in sorted(self.replication.items()))
+        return f"{{'class': 'NetworkTopologyStrategy', {dcs}}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +78,8 @@ class Settings:
     batch_within_s: float
     app_id: str
     log_level: str
+    retention_s: int | None  # store TTL (LINEAGE_RETENTION); None keeps data forever
+    cassandra: CassandraOptions | None  # set when LINEAGE_STORE is cassandra://
 
     @property
     def bootstrap(self) -> str:
@@ -91,6 +136,129 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (1/0, true/false)")
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(env: Mapping[str, str], name: str) -> int | None:
+    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``30d``; empty/0/none = no limit."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "none", "off"):
+        return None
+    match = _DURATION.match(raw)
+    if not match:
+        raise ConfigError(f"{name}={raw!r} is not a duration (e.g. 3600, 90m, 12h, 30d)")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+
+
+def _replication(name: str, raw: str) -> dict[str, int]:
+    """``3`` (SimpleStrategy) or ``dc1:3,dc2:2`` (NetworkTopologyStrategy)."""
+    raw = raw.strip()
+    try:
+        if raw.isdigit():
+            return {"replication_factor": int(raw)}
+        pairs = [part.split(":") for part in raw.split(",") if part.strip()]
+        result = {dc.strip(): int(n) for dc, n in pairs}
+    except ValueError:
+        result = {}
+    if not result or any(not re.match(r"^[A-Za-z0-9_.-]+$", dc) for dc in result):
+        raise ConfigError(f"{name}={raw!r}: expected a factor (3) or per-DC factors (dc1:3,dc2:2)")
+    return result
+
+
+def parse_cassandra(url: str, env: Mapping[str, str]) -> CassandraOptions:
+    """``cassandra://[user:password@]host1,host2[:port]/[keyspace][?option=value&...]``.
+
+    Query options (``local_dc``, ``consistency``, ``replication``, ``tls``, ``tls_ca_file``,
+    ``compression``, ``max_in_flight``, ``timeout``, ``create_schema``) may instead be given
+    as ``LINEAGE_CASSANDRA_<OPTION>`` variables; the URL wins. ``LINEAGE_CASSANDRA_HOSTS`` /
+    ``_USERNAME`` / ``_PASSWORD`` fill what the URL leaves out.
+    """
+    rest = url.removeprefix("cassandra://")
+    rest, _, query = rest.partition("?")
+    netloc, _, keyspace = rest.partition("/")
+    creds, at, hostpart = netloc.rpartition("@")
+    options = {f"LINEAGE_CASSANDRA_{k.upper()}": v for k, v in parse_qsl(query)}
+    known = {
+        f"LINEAGE_CASSANDRA_{k}"
+        for k in (
+            "LOCAL_DC",
+            "CONSISTENCY",
+            "REPLICATION",
+            "TLS",
+            "TLS_CA_FILE",
+            "COMPRESSION",
+            "MAX_IN_FLIGHT",
+            "TIMEOUT",
+            "CREATE_SCHEMA",
+        )
+    }
+    for name in options:
+        if name not in known:
+            raise ConfigError(
+                f"LINEAGE_STORE: unknown Cassandra option "
+                f"{name.removeprefix('LINEAGE_CASSANDRA_').lower()!r}"
+            )
+    merged = {**env, **options}
+    username = password = None
+    if at:
+        user, _, secret = creds.partition(":")
+        username, password = unquote(user) or None, unquote(secret) or None
+    username = username or merged.get("LINEAGE_CASSANDRA_USERNAME") or None
+    password = password or merged.get("LINEAGE_CASSANDRA_PASSWORD") or None
+    hostpart = hostpart or merged.get("LINEAGE_CASSANDRA_HOSTS", "")
+    port = 9042
+    hosts = []
+    for item in hostpart.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, colon, port_text = item.rpartition(":") if item.count(":") == 1 else ("", "", item)
+        if colon:
+            if not port_text.isdigit():
+                raise ConfigError(f"LINEAGE_STORE: bad Cassandra port in {item!r}")
+            port = int(port_text)
+            item = host
+        hosts.append(item)
+    if not hosts:
+        raise ConfigError("LINEAGE_STORE=cassandra://...: no Cassandra host given")
+    keyspace = keyspace.strip("/") or "openlineage"
+    if not _IDENT.match(keyspace):
+        raise ConfigError(f"LINEAGE_STORE: keyspace {keyspace!r} is not a valid Cassandra name")
+    consistency = (merged.get("LINEAGE_CASSANDRA_CONSISTENCY") or "LOCAL_QUORUM").upper()
+    if consistency not in _CONSISTENCY_LEVELS:
+        raise ConfigError(
+            f"LINEAGE_CASSANDRA_CONSISTENCY={consistency!r}: "
+            f"one of {', '.join(_CONSISTENCY_LEVELS)}"
+        )
+    compression = merged.get("LINEAGE_CASSANDRA_COMPRESSION") or "LZ4Compressor"
+    if compression not in _COMPRESSORS:
+        raise ConfigError(
+            f"LINEAGE_CASSANDRA_COMPRESSION={compression!r}: one of {', '.join(_COMPRESSORS)}"
+        )
+    return CassandraOptions(
+        hosts=tuple(hosts),
+        port=port,
+        keyspace=keyspace,
+        local_dc=merged.get("LINEAGE_CASSANDRA_LOCAL_DC") or None,
+        consistency=consistency,
+        replication=_replication(
+            "LINEAGE_CASSANDRA_REPLICATION", merged.get("LINEAGE_CASSANDRA_REPLICATION") or "1"
+        ),
+        username=username,
+        password=password,
+        tls=_bool(merged, "LINEAGE_CASSANDRA_TLS"),
+        tls_ca_file=merged.get("LINEAGE_CASSANDRA_TLS_CA_FILE") or None,
+        compression=compression,
+        max_in_flight=_int(merged, "LINEAGE_CASSANDRA_MAX_IN_FLIGHT", 256),
+        request_timeout_s=_float(merged, "LINEAGE_CASSANDRA_TIMEOUT", 10.0, minimum=0.1),
+        create_schema=_bool({"v": merged.get("LINEAGE_CASSANDRA_CREATE_SCHEMA") or "1"}, "v"),
+    )
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     data_dir = Path(env.get("LINEAGE_DATA_DIR") or "./.lineage")
     topic = env.get("LINEAGE_TOPIC") or "openlineage.events"
@@ -116,6 +284,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         batch_within_s=_float(env, "LINEAGE_BATCH_WITHIN", 0.05, minimum=0.001),
         app_id=env.get("LINEAGE_APP_ID") or "lineage-faust",
         log_level=(env.get("LINEAGE_LOG_LEVEL") or "INFO").upper(),
+        retention_s=_duration(env, "LINEAGE_RETENTION"),
+        cassandra=parse_cassandra(store_url, env) if store_url.startswith("cassandra://") else None,
     )
 
 

@@ -18,7 +18,9 @@ async def retry_forever(
     *,
     first_delay_s: float = 0.1,
     max_delay_s: float = 10.0,
+    retry: type[Exception] | tuple[type[Exception], ...] = Exception,
 ) -> T:
+    """Await ``attempt()`` until it succeeds; errors other than ``retry`` are raised."""
     delay = first_delay_s
     failures = 0
     while True:
@@ -26,7 +28,7 @@ async def retry_forever(
             result = await attempt()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except retry as exc:
             failures += 1
             log.warning(
                 "%s failed (%d in a row): %s; retrying in %.1fs", what, failures, exc, delay

@@ -29,6 +29,7 @@ class RawMessage:
     partition: int
     offset: int
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: float | None = None  # the broker's record time, seconds since 1970
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +53,11 @@ class Rejected:
 
     def dead_letter(self, now: datetime) -> DeadLetter:
         m, r = self.message, self.rejection
+        # The record's own time, when the broker gave one, so a redelivered message maps to
+        # the same row (Cassandra keys dead letters by day and time).
+        received = datetime.fromtimestamp(m.timestamp, UTC) if m.timestamp else now
         return DeadLetter(
-            m.topic, m.partition, m.offset, r.reason, r.detail, r.field, now, m.key, m.value
+            m.topic, m.partition, m.offset, r.reason, r.detail, r.field, received, m.key, m.value
         )
 
 

@@ -13,7 +13,8 @@ from faust.exceptions import ConsistencyError
 
 from .app import make_app
 from .config import Settings
-from .store import Store, open_store
+from .retry import retry_forever
+from .store import Store, StoreError, store_for
 from .topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ async def prepare(settings: Settings, store: Store) -> None:
     await ensure_topics(
         settings.bootstrap, {settings.topic: settings.partitions, settings.dlq_topic: 1}
     )
-    await store.open()
+    await retry_forever("open store", store.open, retry=StoreError)
 
 
 MAX_STATE_RESETS = 3
@@ -53,7 +54,7 @@ def run_worker(settings: Settings, *, table_store: str = "rocksdb://") -> None:
 def _run(settings: Settings, table_store: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    store = open_store(settings.store_url)
+    store = store_for(settings)
     loop.run_until_complete(prepare(settings, store))
     app = make_app(settings, store, table_store=table_store)
     log.info(

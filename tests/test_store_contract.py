@@ -1,10 +1,11 @@
-"""One contract for every store implementation (SQLite always; Cassandra joins this list
-with its own issue)."""
+"""One contract for every store implementation: SQLite always, Cassandra whenever
+LINEAGE_CASSANDRA_HOSTS names a cluster (each test on a keyspace of its own)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,11 +15,22 @@ import pytest
 from lineage_faust.identity import sort_key
 from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
-from lineage_faust.store import InvalidCursor, Store, StoredEvent, open_store
+from lineage_faust.store import (
+    InvalidCursor,
+    RunQuery,
+    RunStatus,
+    SchemaError,
+    Store,
+    StoredEvent,
+    open_store,
+)
 from lineage_faust.store.base import DeadLetter, NonRunEvent, status_from_state
 from lineage_faust.store.sqlite import SQLiteStore
 
+from .cassandra_support import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
 from .olclient import dataset_event, job_event
+
+StoreFactory = Callable[..., Awaitable[Store]]
 
 BASE = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
 
@@ -44,12 +56,33 @@ def make_events(run_id: str, n: int, *, per_ms: int = 3) -> list[StoredEvent]:
     return events
 
 
-@pytest.fixture(params=["sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'contract.db'}")
-    await s.open()
-    yield s
-    await s.close()
+@pytest.fixture(params=STORE_KINDS)
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Open fresh, empty stores of the kind under test (a new file / a new keyspace)."""
+    opened: list[Store] = []
+    keyspaces: list[str] = []
+
+    async def make(retention_s: int | None = None) -> Store:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / f'contract-{len(opened)}.db'}"
+        else:
+            keyspaces.append(new_keyspace())
+            url = cassandra_url(keyspaces[-1])
+        store = open_store(url, retention_s=retention_s)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+    for keyspace in keyspaces:
+        await asyncio.to_thread(drop_keyspace, keyspace)
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> Store:
+    return await make_store()
 
 
 async def test_event_writes_are_idempotent(store: Store) -> None:
@@ -168,6 +201,180 @@ async def test_non_run_events_and_dead_letters(store: Store) -> None:
     await store.write_dead_letters([letter])
     await store.write_dead_letters([letter])
     assert await store.get_dead_letters(10) == [letter]
+
+
+T0 = datetime(2026, 10, 31, 21, 0, 0, tzinfo=UTC)  # runs below cross hours, a day and a month
+
+
+def run_status(
+    run_id: str,
+    state: str,
+    *,
+    namespace: str,
+    job: str,
+    start: datetime,
+    end: datetime | None = None,
+) -> RunStatus:
+    last = end or start
+    duration = int((end - start).total_seconds() * 1000) if end else None
+    return RunStatus(
+        run_id=run_id,
+        state=state,
+        namespace=namespace,
+        job=job,
+        parent_run_id=None,
+        root_run_id=None,
+        first_event_time=start,
+        last_event_time=last,
+        start_time=start,
+        end_time=end,
+        duration_ms=duration,
+        event_count=2 if end else 1,
+        last_event_type=state if end else "START",
+        error_message="boom" if state == "FAIL" else None,
+        nominal_start_time=None,
+        processing_type=None,
+        updated_at=last.replace(microsecond=0),
+    )
+
+
+def sixty_runs(namespace: str) -> list[RunStatus]:
+    """60 runs of two jobs, started 17 minutes apart (over ~17 hours and a month boundary)."""
+    runs = []
+    for i in range(60):
+        start = T0 + timedelta(minutes=17 * i)
+        state = ("FAIL", "COMPLETE", "RUNNING")[i % 3]
+        end = start + timedelta(minutes=5 + i) if state != "RUNNING" else None
+        job = f"job-{i % 2}"
+        runs.append(
+            run_status(
+                f"{namespace}-run-{i:02d}",
+                state,
+                namespace=namespace,
+                job=job,
+                start=start,
+                end=end,
+            )
+        )
+    return runs
+
+
+async def walk(store: Store, query: RunQuery, limit: int) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    for _ in range(1000):
+        page = await store.list_runs(query, limit, cursor)
+        assert len(page.runs) <= limit
+        seen.extend(r.run_id for r in page.runs)
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen
+    raise AssertionError("list_runs never ended")
+
+
+def expected(runs: list[RunStatus], query: RunQuery) -> list[str]:
+    chosen = [r for r in runs if query.matches(r)]
+    chosen.sort(key=lambda r: r.run_id)
+    chosen.sort(key=query.ordering_time, reverse=True)
+    return [r.run_id for r in chosen]
+
+
+@pytest.mark.parametrize("limit", [1, 7, 100])
+async def test_list_runs_walks_every_page_once(store: Store, limit: int) -> None:
+    runs = sixty_runs("ns-list")
+    await store.write_run_statuses(runs)
+    await store.write_run_statuses(sixty_runs("ns-other"))  # must never leak in
+    queries = [
+        RunQuery(namespace="ns-list"),
+        RunQuery(state="FAIL", namespace="ns-list"),
+        RunQuery(state="RUNNING", namespace="ns-list"),
+        RunQuery(namespace="ns-list", job="job-1"),
+        RunQuery(state="COMPLETE", namespace="ns-list", job="job-0"),
+        RunQuery(
+            state="FAIL",
+            namespace="ns-list",
+            since=T0 + timedelta(hours=3),
+            until=T0 + timedelta(hours=9),
+        ),
+        RunQuery(namespace="ns-list", since=T0 + timedelta(hours=10)),
+    ]
+    for query in queries:
+        want = expected(runs, query)
+        assert want, query
+        assert await walk(store, query, limit) == want, query
+
+
+async def test_list_runs_follows_state_changes(store: Store) -> None:
+    start = T0 + timedelta(minutes=1)
+    running = run_status("moving", "RUNNING", namespace="ns-move", job="j", start=start)
+    await store.write_run_statuses([running])
+    running_q = RunQuery(state="RUNNING", namespace="ns-move")
+    failed_q = RunQuery(state="FAIL", namespace="ns-move")
+    assert await walk(store, running_q, 10) == ["moving"]
+    failed = run_status(
+        "moving", "FAIL", namespace="ns-move", job="j", start=start, end=start + timedelta(hours=2)
+    )
+    await store.write_run_statuses([failed], {"moving": running})
+    assert await walk(store, running_q, 10) == []
+    assert await walk(store, failed_q, 10) == ["moving"]
+    # Without the previous status (a lost index delete) the listing is still right.
+    other = run_status("lost", "RUNNING", namespace="ns-move", job="j", start=start)
+    await store.write_run_statuses([other])
+    done = run_status(
+        "lost", "COMPLETE", namespace="ns-move", job="j", start=start, end=start + timedelta(1)
+    )
+    await store.write_run_statuses([done])
+    assert await walk(store, running_q, 10) == []
+    assert await walk(store, RunQuery(namespace="ns-move"), 10) == ["lost", "moving"]
+
+
+async def test_list_runs_refuses_foreign_cursors(store: Store) -> None:
+    await store.write_run_statuses(sixty_runs("ns-cur"))
+    page = await store.list_runs(RunQuery(namespace="ns-cur"), 5)
+    assert page.next_cursor
+    with pytest.raises(InvalidCursor):
+        await store.list_runs(RunQuery(namespace="ns-cur", state="FAIL"), 5, page.next_cursor)
+    with pytest.raises(InvalidCursor):
+        await store.list_runs(RunQuery(namespace="ns-cur"), 5, page.next_cursor[:-2])
+
+
+async def test_retention_expires_every_kind_of_row(make_store: StoreFactory) -> None:
+    store = await make_store(retention_s=2)
+    events = make_events("run-ttl", 3)
+    await store.write_events(events)
+    status = run_status("run-ttl", "RUNNING", namespace="ns-ttl", job="j", start=T0)
+    await store.write_run_statuses([status])
+    job = parse_event(job_event("ttl-job"), 1 << 20)
+    await store.write_non_run_events([NonRunEvent.from_valid(job)])  # type: ignore[arg-type]
+    now = datetime.now(UTC).replace(microsecond=0)
+    await store.write_dead_letters([DeadLetter("t", 0, 1, "not_json", "x", None, now, None, b"x")])
+    assert await store.count_events("run-ttl") == 3
+    assert await store.get_run_status("run-ttl") is not None
+    assert await walk(store, RunQuery(namespace="ns-ttl"), 10) == ["run-ttl"]
+    await asyncio.sleep(3.5)
+    assert await store.count_events("run-ttl") == 0
+    assert (await store.get_events("run-ttl", 10)).events == []
+    assert await store.get_run_status("run-ttl") is None
+    assert await walk(store, RunQuery(namespace="ns-ttl"), 10) == []
+    assert await store.get_non_run_events("tests", "ttl-job", 10) == []
+    assert await store.get_dead_letters(10) == []
+
+
+async def test_a_newer_schema_is_refused(make_store: StoreFactory, tmp_path: Path) -> None:
+    store = await make_store()
+    if isinstance(store, SQLiteStore):
+        await store._run(
+            lambda conn: conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+        )
+    else:
+        ks = store.options.keyspace  # type: ignore[attr-defined]
+        await asyncio.to_thread(
+            store._session.execute,  # type: ignore[attr-defined]
+            f"INSERT INTO {ks}.schema_meta (name, value) VALUES ('schema_version', '99')",
+        )
+    await store.close()
+    with pytest.raises(SchemaError, match="newer than this code"):
+        await store.open()
 
 
 async def test_health_checks_for_real(store: Store, tmp_path: Path) -> None:

@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-from ..config import ConfigError, redact_url
+import os
+from collections.abc import Mapping
+
+from ..config import ConfigError, Settings, parse_cassandra, redact_url
 from .base import (
     MAX_PAGE_SIZE,
     DeadLetter,
     EventPage,
     InvalidCursor,
     NonRunEvent,
+    RunPage,
+    RunQuery,
     RunStatus,
+    SchemaError,
     Store,
     StoredEvent,
     StoreError,
 )
 
 
-def open_store(url: str) -> Store:
-    """Build (not yet open) the store named by a ``LINEAGE_STORE`` URL."""
+def open_store(
+    url: str, *, retention_s: int | None = None, env: Mapping[str, str] | None = None
+) -> Store:
+    """Build (not yet open) the store named by a ``LINEAGE_STORE`` URL.
+
+    ``env`` supplies ``LINEAGE_CASSANDRA_*`` options (default: the process environment).
+    """
     if url.startswith("sqlite:///"):
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(url.removeprefix("sqlite:///"))
+        return SQLiteStore(url.removeprefix("sqlite:///"), retention_s=retention_s)
     if url.startswith("cassandra://"):
-        raise ConfigError(
-            f"LINEAGE_STORE={redact_url(url)}: the Cassandra store is not part of this release "
-            "yet; use sqlite:///path"
-        )
+        from .cassandra import CassandraStore
+
+        options = parse_cassandra(url, os.environ if env is None else env)
+        return CassandraStore(options, retention_s=retention_s)
     raise ConfigError(
         f"LINEAGE_STORE={redact_url(url)}: unknown store (sqlite:/// or cassandra://)"
     )
+
+
+def store_for(settings: Settings) -> Store:
+    """The store this process is configured for (``LINEAGE_STORE``, ``LINEAGE_RETENTION``)."""
+    return open_store(settings.store_url, retention_s=settings.retention_s)
 
 
 __all__ = [
@@ -38,9 +54,13 @@ __all__ = [
     "EventPage",
     "InvalidCursor",
     "NonRunEvent",
+    "RunPage",
+    "RunQuery",
     "RunStatus",
+    "SchemaError",
     "Store",
     "StoreError",
     "StoredEvent",
     "open_store",
+    "store_for",
 ]

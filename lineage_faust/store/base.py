@@ -9,8 +9,10 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import hashlib
+import hmac
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +22,10 @@ from ..runstate import TERMINAL_STATES, RunState, rank
 
 class StoreError(RuntimeError):
     """The store could not do what was asked (connection, lock, timeout): retry later."""
+
+
+class SchemaError(RuntimeError):
+    """The store's schema is missing or newer than this code: retrying will not help."""
 
 
 class InvalidCursor(ValueError):
@@ -154,15 +160,95 @@ def status_from_state(state: RunState, updated_at: datetime) -> RunStatus:
     )
 
 
-def encode_cursor(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+_CURSOR_VERSION = b"\x02"
+_CURSOR_CHECK_BYTES = 8
 
 
-def decode_cursor(text: str) -> bytes:
+def _cursor_check(scope: str, raw: bytes) -> bytes:
+    digest = hashlib.blake2b(scope.encode("utf-8", "surrogatepass"), digest_size=16)
+    digest.update(b"\x00")
+    digest.update(raw)
+    return digest.digest()[:_CURSOR_CHECK_BYTES]
+
+
+def seal_cursor(scope: str, raw: bytes) -> str:
+    """An opaque, url-safe cursor: the store's position ``raw`` (a Cassandra paging state, a
+    SQLite key) plus a check over the query it belongs to (``scope``), so a cursor that was
+    altered, truncated or issued for another query is refused instead of misread."""
+    sealed = _CURSOR_VERSION + _cursor_check(scope, raw) + raw
+    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+
+def open_cursor(scope: str, text: str) -> bytes:
+    """The position inside a cursor made by ``seal_cursor`` for the same scope."""
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        sealed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise InvalidCursor("pagingState is not a cursor issued by this API") from None
+    head = 1 + _CURSOR_CHECK_BYTES
+    if len(sealed) <= head or sealed[:1] != _CURSOR_VERSION:
+        raise InvalidCursor("pagingState is not a cursor issued by this API")
+    raw = sealed[head:]
+    if not hmac.compare_digest(sealed[1:head], _cursor_check(scope, raw)):
+        raise InvalidCursor("pagingState was not issued for this query")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs to list (``Store.list_runs``), newest first.
+
+    A job's runs (``job`` set, with its ``namespace``) are its history: ordered and bounded
+    (since/until) by when they started (``run_time``). Otherwise, with ``state``, by when they
+    entered that state (``state_time``: "what failed in the last hour"); with neither, by start.
+    """
+
+    state: str | None = None
+    namespace: str | None = None
+    job: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.job is not None and self.namespace is None:
+            raise ValueError("a job filter needs its namespace")
+
+    def scope(self) -> str:
+        parts = (self.state, self.namespace, self.job, self.since, self.until)
+        return "runs|" + "|".join("" if p is None else str(p) for p in parts)
+
+    def ordering_time(self, status: RunStatus) -> datetime:
+        return state_time(status) if self.state and not self.job else run_time(status)
+
+    def matches(self, status: RunStatus) -> bool:
+        if self.state is not None and status.state != self.state:
+            return False
+        if self.namespace is not None and status.namespace != self.namespace:
+            return False
+        if self.job is not None and status.job != self.job:
+            return False
+        at = self.ordering_time(status)
+        if self.since is not None and at < self.since:
+            return False
+        return self.until is None or at <= self.until
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[RunStatus]
+    next_cursor: str | None
+
+
+def run_time(status: RunStatus) -> datetime:
+    """When a run started (its START event, else the first event seen): job history order."""
+    return status.start_time or status.first_event_time or status.updated_at
+
+
+def state_time(status: RunStatus) -> datetime:
+    """When a run entered its current state: its end for finished runs, else its start."""
+    if status.state in TERMINAL_STATES:
+        return status.end_time or status.last_event_time or run_time(status)
+    return run_time(status)
 
 
 MAX_PAGE_SIZE = 1000
@@ -187,8 +273,14 @@ class Store(abc.ABC):
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None: ...
 
     @abc.abstractmethod
-    async def write_run_statuses(self, statuses: Sequence[RunStatus]) -> None:
-        """Upsert run statuses (last write wins; the fold makes the last one right)."""
+    async def write_run_statuses(
+        self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
+    ) -> None:
+        """Upsert run statuses (last write wins; the fold makes the last one right).
+
+        ``previous`` holds the stored statuses these replace, as the writer read them, so a
+        store with query tables keyed by state or time can remove the rows they leave behind.
+        """
 
     @abc.abstractmethod
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
@@ -206,6 +298,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]: ...
+
+    @abc.abstractmethod
+    async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
+        """Runs matching ``query``, newest first, at most ``limit`` per page.
+
+        A page may hold fewer than ``limit`` runs and still have a ``next_cursor`` (a store may
+        bound the work one page does); walking every page returns each run once.
+        Raises InvalidCursor for a cursor not issued for this query.
+        """
 
     @abc.abstractmethod
     async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:

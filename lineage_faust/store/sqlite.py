@@ -9,10 +9,10 @@ transaction; every statement is parameterised.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sqlite3
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,15 +24,20 @@ from .base import (
     EventPage,
     InvalidCursor,
     NonRunEvent,
+    RunPage,
+    RunQuery,
     RunStatus,
+    SchemaError,
     Store,
     StoredEvent,
     StoreError,
-    decode_cursor,
-    encode_cursor,
+    open_cursor,
+    run_time,
+    seal_cursor,
+    state_time,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -48,7 +53,8 @@ CREATE TABLE IF NOT EXISTS events_by_run (
     jobName TEXT NOT NULL,
     eventTime INTEGER NOT NULL,          -- microseconds since 1970, UTC
     event TEXT NOT NULL,                 -- the original JSON, verbatim
-    status TEXT
+    status TEXT,
+    expiresAt INTEGER                    -- from LINEAGE_RETENTION, NULL = kept
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_run_pk ON events_by_run (runId, eventSort);
 
@@ -69,9 +75,14 @@ CREATE TABLE IF NOT EXISTS run_status (
     errorMessage TEXT,
     nominalStartTime TEXT,
     processingType TEXT,
-    updatedAt INTEGER NOT NULL
+    updatedAt INTEGER NOT NULL,
+    runTime INTEGER NOT NULL,            -- base.run_time: job history order
+    stateTime INTEGER NOT NULL,          -- base.state_time: "failed in the last hour" order
+    expiresAt INTEGER
 );
-CREATE INDEX IF NOT EXISTS run_status_by_state ON run_status (state, lastEventTime);
+CREATE INDEX IF NOT EXISTS run_status_by_state_time ON run_status (state, stateTime, runId);
+CREATE INDEX IF NOT EXISTS run_status_by_job ON run_status (namespace, jobName, runTime, runId);
+CREATE INDEX IF NOT EXISTS run_status_by_run_time ON run_status (runTime, runId);
 CREATE INDEX IF NOT EXISTS run_status_by_parent ON run_status (parentRunId);
 
 CREATE TABLE IF NOT EXISTS non_run_events (
@@ -82,7 +93,8 @@ CREATE TABLE IF NOT EXISTS non_run_events (
     name TEXT NOT NULL,
     source TEXT NOT NULL,
     eventTime INTEGER NOT NULL,
-    event TEXT NOT NULL
+    event TEXT NOT NULL,
+    expiresAt INTEGER
 );
 CREATE INDEX IF NOT EXISTS non_run_events_by_name ON non_run_events (namespace, name, eventTime);
 
@@ -97,9 +109,27 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     receivedAt INTEGER NOT NULL,
     key BLOB,
     value BLOB,
+    expiresAt INTEGER,
     UNIQUE (topic, partition, "offset")
 );
 """
+
+# Version 1 files (before retention and run listing) gain the new columns in place.
+_MIGRATE_FROM_1 = """
+DROP INDEX IF EXISTS run_status_by_state;
+ALTER TABLE events_by_run ADD COLUMN expiresAt INTEGER;
+ALTER TABLE non_run_events ADD COLUMN expiresAt INTEGER;
+ALTER TABLE dead_letters ADD COLUMN expiresAt INTEGER;
+ALTER TABLE run_status ADD COLUMN expiresAt INTEGER;
+ALTER TABLE run_status ADD COLUMN runTime INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE run_status ADD COLUMN stateTime INTEGER NOT NULL DEFAULT 0;
+UPDATE run_status SET runTime = COALESCE(startTime, firstEventTime, updatedAt);
+UPDATE run_status SET stateTime = CASE WHEN state IN ('COMPLETE', 'FAIL', 'ABORT')
+    THEN COALESCE(endTime, lastEventTime, runTime) ELSE runTime END
+"""
+_DATA_TABLES = ("events_by_run", "run_status", "non_run_events", "dead_letters")
+_PURGE_EVERY_S = 60.0
+_LIVE = "(expiresAt IS NULL OR expiresAt > ?)"
 
 _EVENT_COLUMNS = "eventId, runId, jobName, source, eventTime, status, event"
 _STATUS_COLUMNS = (
@@ -107,7 +137,6 @@ _STATUS_COLUMNS = (
     "startTime, endTime, durationMs, eventCount, lastEventType, errorMessage, nominalStartTime, "
     "processingType, updatedAt"
 )
-_CURSOR_VERSION = b"\x01"
 
 
 def _us(value: datetime | None) -> int | None:
@@ -143,14 +172,22 @@ def _status_row(row: tuple) -> RunStatus:
     return RunStatus(*values)
 
 
-def _run_tag(run_id: str) -> bytes:
-    return hashlib.blake2b(run_id.encode("utf-8", "surrogatepass"), digest_size=4).digest()
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _statements(script: str) -> list[str]:
+    return [part for part in script.split(";") if part.strip()]
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout_s: float = 5.0, retention_s: int | None = None
+    ) -> None:
         self.path = Path(path)
         self._timeout_s = timeout_s
+        self._retention_us = retention_s * 1_000_000 if retention_s else None
+        self._next_purge = 0.0
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -186,20 +223,24 @@ class SQLiteStore(Store):
     def _create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store schema version {row[0]} is newer than this code ({SCHEMA_VERSION}); "
+            found = int(row[0]) if row else None
+            if found is not None and found > SCHEMA_VERSION:
+                raise SchemaError(
+                    f"store schema version {found} is newer than this code ({SCHEMA_VERSION}); "
                     "upgrade lineage-faust"
                 )
+            if found == 1:
+                for statement in _statements(_MIGRATE_FROM_1):
+                    conn.execute(statement)
+            for statement in _statements(_SCHEMA):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -218,8 +259,21 @@ class SQLiteStore(Store):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            self._purge_if_due(conn)
 
         await self._run(write)
+
+    def _expires_at(self) -> int | None:
+        return None if self._retention_us is None else _now_us() + self._retention_us
+
+    def _purge_if_due(self, conn: sqlite3.Connection) -> None:
+        """Delete rows past their retention, at most once a minute (reads hide them anyway)."""
+        if self._retention_us is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + _PURGE_EVERY_S
+        now = _now_us()
+        for table in _DATA_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE expiresAt <= ?", (now,))
 
     async def open(self) -> None:
         if self._executor is None:
@@ -241,6 +295,7 @@ class SQLiteStore(Store):
 
     # ---- writes -----------------------------------------------------------------------
     async def write_events(self, events: Sequence[StoredEvent]) -> None:
+        expires = self._expires_at()
         rows = [
             (
                 e.run_id,
@@ -251,28 +306,45 @@ class SQLiteStore(Store):
                 _us(e.event_time),
                 e.event,
                 e.status,
+                expires,
             )
             for e in events
         ]
+        # A rewrite changes nothing but the expiry (Cassandra rewrites refresh the TTL too).
         sql = (
             "INSERT INTO events_by_run (runId, eventSort, eventId, source, jobName, eventTime, "
-            "event, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (runId, eventSort) DO NOTHING"
+            "event, status, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (runId, eventSort) DO UPDATE SET expiresAt=excluded.expiresAt"
         )
         await self._write_many(sql, rows)
 
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None:
+        expires = self._expires_at()
         rows = [
-            (str(e.event_id), e.kind, e.namespace, e.name, e.source, _us(e.event_time), e.event)
+            (
+                str(e.event_id),
+                e.kind,
+                e.namespace,
+                e.name,
+                e.source,
+                _us(e.event_time),
+                e.event,
+                expires,
+            )
             for e in events
         ]
         sql = (
-            "INSERT INTO non_run_events (eventId, kind, namespace, name, source, eventTime, event)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (eventId) DO NOTHING"
+            "INSERT INTO non_run_events (eventId, kind, namespace, name, source, eventTime, "
+            "event, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (eventId) DO UPDATE SET expiresAt=excluded.expiresAt"
         )
         await self._write_many(sql, rows)
 
-    async def write_run_statuses(self, statuses: Sequence[RunStatus]) -> None:
+    async def write_run_statuses(
+        self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
+    ) -> None:
+        # SQLite's own indexes follow the row, so ``previous`` is not needed here.
+        expires = self._expires_at()
         rows = [
             (
                 s.run_id,
@@ -292,18 +364,23 @@ class SQLiteStore(Store):
                 s.nominal_start_time,
                 s.processing_type,
                 _us(s.updated_at),
+                _us(run_time(s)),
+                _us(state_time(s)),
+                expires,
             )
             for s in statuses
         ]
-        columns = _STATUS_COLUMNS.split(", ")
+        columns = [*_STATUS_COLUMNS.split(", "), "runTime", "stateTime", "expiresAt"]
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns[1:])
         sql = (
-            f"INSERT INTO run_status ({_STATUS_COLUMNS}) VALUES ({', '.join('?' * len(columns))})"
+            f"INSERT INTO run_status ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
             f" ON CONFLICT (runId) DO UPDATE SET {updates}"
         )
         await self._write_many(sql, rows)
 
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        expires = self._expires_at()
         rows = [
             (
                 d.topic,
@@ -315,55 +392,46 @@ class SQLiteStore(Store):
                 _us(d.received_at),
                 d.key,
                 d.value,
+                expires,
             )
             for d in letters
         ]
         sql = (
             'INSERT INTO dead_letters (topic, partition, "offset", reason, detail, field, '
-            "receivedAt, key, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            'ON CONFLICT (topic, partition, "offset") DO NOTHING'
+            "receivedAt, key, value, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            'ON CONFLICT (topic, partition, "offset") DO UPDATE SET expiresAt=excluded.expiresAt'
         )
         await self._write_many(sql, rows)
 
     # ---- reads ------------------------------------------------------------------------
+    # Every read hides rows past their retention (``_LIVE``); the purge deletes them later.
     async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
-        after: bytes | None = None
-        if cursor:
-            raw = decode_cursor(cursor)
-            if len(raw) != 21 or raw[:1] != _CURSOR_VERSION or raw[1:5] != _run_tag(run_id):
-                raise InvalidCursor("pagingState was not issued for this run")
-            after = raw[5:]
-
-        def query(conn: sqlite3.Connection) -> list[tuple]:
-            if after is None:
-                sql = (
-                    f"SELECT {_EVENT_COLUMNS}, eventSort FROM events_by_run WHERE runId=? "
-                    "ORDER BY eventSort DESC LIMIT ?"
-                )
-                return conn.execute(sql, (run_id, page_size + 1)).fetchall()
-            sql = (
-                f"SELECT {_EVENT_COLUMNS}, eventSort FROM events_by_run "
-                "WHERE runId=? AND eventSort < ? ORDER BY eventSort DESC LIMIT ?"
-            )
-            return conn.execute(sql, (run_id, after, page_size + 1)).fetchall()
-
-        rows = await self._run(query)
+        scope = f"events|{run_id}"
+        after = open_cursor(scope, cursor) if cursor else None
+        if after is not None and len(after) != 16:
+            raise InvalidCursor("pagingState was not issued for this run")
+        sql = (
+            f"SELECT {_EVENT_COLUMNS}, eventSort FROM events_by_run WHERE runId=? AND {_LIVE}"
+            f"{' AND eventSort < ?' if after else ''} ORDER BY eventSort DESC LIMIT ?"
+        )
+        params = (run_id, _now_us(), *((after,) if after else ()), page_size + 1)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > page_size:
             rows = rows[:page_size]
-            next_cursor = encode_cursor(_CURSOR_VERSION + _run_tag(run_id) + rows[-1][-1])
+            next_cursor = seal_cursor(scope, rows[-1][-1])
         return EventPage([_event_row(r[:-1]) for r in rows], next_cursor)
 
     async def get_event(self, run_id: str, event_id: uuid.UUID) -> StoredEvent | None:
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events_by_run WHERE runId=? AND eventSort=?"
-        key = sort_key(event_id)
-        row = await self._run(lambda conn: conn.execute(sql, (run_id, key)).fetchone())
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM events_by_run WHERE runId=? AND eventSort=? AND {_LIVE}"
+        )
+        params = (run_id, sort_key(event_id), _now_us())
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
         return _event_row(row) if row else None
 
     async def get_run_status(self, run_id: str) -> RunStatus | None:
-        sql = f"SELECT {_STATUS_COLUMNS} FROM run_status WHERE runId=?"
-        row = await self._run(lambda conn: conn.execute(sql, (run_id,)).fetchone())
-        return _status_row(row) if row else None
+        return (await self.get_run_statuses([run_id])).get(run_id)
 
     async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
         ids = list(dict.fromkeys(run_ids))
@@ -372,40 +440,87 @@ class SQLiteStore(Store):
 
         def query(conn: sqlite3.Connection) -> list[tuple]:
             rows: list[tuple] = []
+            now = _now_us()
             for start in range(0, len(ids), 500):  # stay under SQLite's variable limit
                 chunk = ids[start : start + 500]
                 sql = (
                     f"SELECT {_STATUS_COLUMNS} FROM run_status "
-                    f"WHERE runId IN ({', '.join('?' * len(chunk))})"
+                    f"WHERE runId IN ({', '.join('?' * len(chunk))}) AND {_LIVE}"
                 )
-                rows.extend(conn.execute(sql, chunk).fetchall())
+                rows.extend(conn.execute(sql, (*chunk, now)).fetchall())
             return rows
 
         return {row[0]: _status_row(row) for row in await self._run(query)}
 
+    async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
+        scope = query.scope()
+        column = "stateTime" if query.state and not query.job else "runTime"
+        where, params = [_LIVE], [_now_us()]
+        for sql_column, value in (
+            ("state", query.state),
+            ("namespace", query.namespace),
+            ("jobName", query.job),
+        ):
+            if value is not None:
+                where.append(f"{sql_column} = ?")
+                params.append(value)
+        if query.since is not None:
+            where.append(f"{column} >= ?")
+            params.append(_us(query.since))
+        if query.until is not None:
+            where.append(f"{column} <= ?")
+            params.append(_us(query.until))
+        if cursor:
+            raw = open_cursor(scope, cursor)
+            if len(raw) < 8:
+                raise InvalidCursor("pagingState was not issued for this query")
+            at, after_run = int.from_bytes(raw[:8], "big", signed=True), raw[8:].decode()
+            where.append(f"({column} < ? OR ({column} = ? AND runId > ?))")
+            params += [at, at, after_run]
+        sql = (
+            f"SELECT {_STATUS_COLUMNS}, {column} FROM run_status WHERE {' AND '.join(where)} "
+            f"ORDER BY {column} DESC, runId ASC LIMIT ?"
+        )
+        params.append(limit + 1)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            position = last[-1].to_bytes(8, "big", signed=True) + last[0].encode()
+            next_cursor = seal_cursor(scope, position)
+        return RunPage([_status_row(r[:-1]) for r in rows], next_cursor)
+
     async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
-        sql = "SELECT eventId FROM events_by_run WHERE runId=? ORDER BY eventSort DESC LIMIT ?"
-        rows = await self._run(lambda conn: conn.execute(sql, (run_id, limit)).fetchall())
+        sql = (
+            f"SELECT eventId FROM events_by_run WHERE runId=? AND {_LIVE} "
+            "ORDER BY eventSort DESC LIMIT ?"
+        )
+        params = (run_id, _now_us(), limit)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [r[0] for r in rows]
 
     async def count_events(self, run_id: str) -> int:
-        sql = "SELECT count(*) FROM events_by_run WHERE runId=?"
-        return (await self._run(lambda conn: conn.execute(sql, (run_id,)).fetchone()))[0]
+        sql = f"SELECT count(*) FROM events_by_run WHERE runId=? AND {_LIVE}"
+        params = (run_id, _now_us())
+        return (await self._run(lambda conn: conn.execute(sql, params).fetchone()))[0]
 
     async def get_non_run_events(self, namespace: str, name: str, limit: int) -> list[NonRunEvent]:
         sql = (
             "SELECT eventId, kind, namespace, name, source, eventTime, event FROM non_run_events "
-            "WHERE namespace=? AND name=? ORDER BY eventTime DESC LIMIT ?"
+            f"WHERE namespace=? AND name=? AND {_LIVE} ORDER BY eventTime DESC LIMIT ?"
         )
-        rows = await self._run(lambda conn: conn.execute(sql, (namespace, name, limit)).fetchall())
+        params = (namespace, name, _now_us(), limit)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [NonRunEvent(uuid.UUID(r[0]), r[1], r[2], r[3], r[4], _dt(r[5]), r[6]) for r in rows]
 
     async def get_dead_letters(self, limit: int) -> list[DeadLetter]:
         sql = (
             'SELECT topic, partition, "offset", reason, detail, field, receivedAt, key, value '
-            "FROM dead_letters ORDER BY id DESC LIMIT ?"
+            f"FROM dead_letters WHERE {_LIVE} ORDER BY receivedAt DESC, id DESC LIMIT ?"
         )
-        rows = await self._run(lambda conn: conn.execute(sql, (limit,)).fetchall())
+        params = (_now_us(), limit)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows]
 
     async def health(self) -> None:

@@ -1,0 +1,735 @@
+"""The production store: Apache Cassandra 4.x/5.x through the DataStax Python driver.
+
+Driver use, deliberately:
+
+* one ``Cluster``/``Session`` per process; every statement prepared once at open and marked
+  idempotent (all writes are upserts/deletes by full primary key, safe to repeat);
+* token-aware, DC-aware load balancing; ``LOCAL_QUORUM`` unless configured otherwise;
+* no blocking call on the event loop: ``execute_async`` callbacks run on the driver's thread
+  and hand their result to asyncio with ``call_soon_threadsafe``;
+* bounded in-flight requests (a semaphore): a full store makes ``await`` wait, which holds
+  the Faust stream back (backpressure) instead of queueing without limit;
+* timeouts and unavailability are retried a few times with backoff here, then raised as
+  ``StoreError`` so the worker keeps its offsets and retries the whole batch later;
+* no multi-partition batches (events are 3-20 KB: even same-partition batches would cross
+  Cassandra's batch size thresholds; single writes are routed to a replica directly);
+* the driver's paging state is the API's opaque cursor (sealed with a check, see base).
+
+The tables and why each partition is bounded: ``cassandra_schema``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..config import CassandraOptions
+from . import cassandra_schema as schema
+from .base import (
+    DeadLetter,
+    EventPage,
+    InvalidCursor,
+    NonRunEvent,
+    RunPage,
+    RunQuery,
+    RunStatus,
+    SchemaError,
+    Store,
+    StoredEvent,
+    StoreError,
+    open_cursor,
+    run_time,
+    seal_cursor,
+    state_time,
+)
+
+log = logging.getLogger(__name__)
+
+ANY_STATE = "*"  # runs_by_state rows listing every run by its start time
+_RETRIES = 3
+_FIRST_BACKOFF_S = 0.1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_PAST = datetime(1900, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+_BUCKET_CACHE_MAX = 100_000
+
+
+# ---- time buckets --------------------------------------------------------------------------
+def hour_bucket(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def day_bucket(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_bucket(at: datetime) -> datetime:
+    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ms(at: datetime) -> datetime:
+    """Cassandra timestamps hold milliseconds: compare and key at that precision."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """The driver returns naive UTC datetimes."""
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _millis(at: datetime) -> int:
+    return int((at - _EPOCH) / timedelta(milliseconds=1))
+
+
+def _from_millis(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+Position = tuple[datetime, bytes | None]  # (bucket, driver paging state inside it)
+
+
+async def walk_buckets(
+    buckets: list[datetime],
+    page: Callable[[datetime, int, bytes | None], Awaitable[tuple[list, bytes | None]]],
+    accept: Callable[[list], Awaitable[list]],
+    limit: int,
+    position: Position | None,
+    max_scan: int,
+) -> tuple[list, Position | None]:
+    """Collect up to ``limit`` accepted rows from time buckets, newest bucket first.
+
+    Each request asks for at most the rows still needed, so a page never overshoots and
+    the driver's paging state after it is an exact resume point. At most ``max_scan``
+    rows are read per call; the returned position resumes the walk.
+    """
+    if position is not None:
+        buckets = [b for b in buckets if b <= position[0]]
+    results: list = []
+    scanned = 0
+    for i, bucket in enumerate(buckets):
+        state = position[1] if position is not None and bucket == position[0] else None
+        while True:
+            if len(results) >= limit or scanned >= max_scan:
+                return results, (bucket, state)
+            rows, state = await page(bucket, limit - len(results), state)
+            scanned += len(rows)
+            results.extend(await accept(rows))
+            if state is None:
+                break
+        if len(results) >= limit and i + 1 < len(buckets):
+            return results, (buckets[i + 1], None)
+    return results, None
+
+
+# ---- statements ----------------------------------------------------------------------------
+_STATUS_COLUMNS = (
+    "runId, state, namespace, jobName, parentRunId, rootRunId, firstEventTime, lastEventTime, "
+    "startTime, endTime, durationMs, eventCount, lastEventType, errorMessage, nominalStartTime, "
+    "processingType, updatedAt"
+)
+_EVENT_COLUMNS = "eventId, runID, jobName, source, eventTime, status, event"
+_NON_RUN_COLUMNS = "eventId, kind, namespace, name, source, eventTime, event"
+_DEAD_LETTER_COLUMNS = (
+    "sourceTopic, sourcePartition, sourceOffset, reason, detail, fieldPath, receivedAt, "
+    "messageKey, messageValue"
+)
+
+
+def _statements(ks: str) -> dict[str, str]:
+    status_marks = ", ".join("?" * len(_STATUS_COLUMNS.split(", ")))
+    return {
+        "insert_event": (
+            f"INSERT INTO {ks}.events_by_run ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "select_events": f"SELECT {_EVENT_COLUMNS} FROM {ks}.events_by_run WHERE runID = ?",
+        "select_event": (
+            f"SELECT {_EVENT_COLUMNS} FROM {ks}.events_by_run WHERE runID = ? AND eventId = ?"
+        ),
+        "select_event_ids": f"SELECT eventId FROM {ks}.events_by_run WHERE runID = ? LIMIT ?",
+        "count_events": f"SELECT count(*) FROM {ks}.events_by_run WHERE runID = ?",
+        "insert_status": f"INSERT INTO {ks}.run_status ({_STATUS_COLUMNS}) VALUES ({status_marks})",
+        "select_status": f"SELECT {_STATUS_COLUMNS} FROM {ks}.run_status WHERE runId = ?",
+        "insert_state_index": (
+            f"INSERT INTO {ks}.runs_by_state (state, bucket, sortTime, runId) VALUES (?, ?, ?, ?)"
+        ),
+        "delete_state_index": (
+            f"DELETE FROM {ks}.runs_by_state "
+            "WHERE state = ? AND bucket = ? AND sortTime = ? AND runId = ?"
+        ),
+        "select_state_index": (
+            f"SELECT sortTime, runId FROM {ks}.runs_by_state "
+            "WHERE state = ? AND bucket = ? AND sortTime >= ? AND sortTime <= ?"
+        ),
+        "insert_job_index": (
+            f"INSERT INTO {ks}.runs_by_job (namespace, jobName, bucket, sortTime, runId) "
+            "VALUES (?, ?, ?, ?, ?)"
+        ),
+        "delete_job_index": (
+            f"DELETE FROM {ks}.runs_by_job WHERE namespace = ? AND jobName = ? AND bucket = ? "
+            "AND sortTime = ? AND runId = ?"
+        ),
+        "select_job_index": (
+            f"SELECT sortTime, runId FROM {ks}.runs_by_job WHERE namespace = ? AND jobName = ? "
+            "AND bucket = ? AND sortTime >= ? AND sortTime <= ?"
+        ),
+        "insert_bucket": f"INSERT INTO {ks}.buckets (scope, name, bucket) VALUES (?, ?, ?)",
+        "select_buckets": (
+            f"SELECT bucket FROM {ks}.buckets WHERE scope = ? AND name = ? "
+            "AND bucket >= ? AND bucket <= ?"
+        ),
+        "insert_non_run": (
+            f"INSERT INTO {ks}.non_run_events (namespace, name, bucket, eventId, kind, source, "
+            "eventTime, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "select_non_run": (
+            f"SELECT {_NON_RUN_COLUMNS} FROM {ks}.non_run_events "
+            "WHERE namespace = ? AND name = ? AND bucket = ? LIMIT ?"
+        ),
+        "insert_dead_letter": (
+            f"INSERT INTO {ks}.dead_letters (bucket, {_DEAD_LETTER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "select_dead_letters": (
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM {ks}.dead_letters WHERE bucket = ? LIMIT ?"
+        ),
+        "select_meta": f"SELECT value FROM {ks}.schema_meta WHERE name = ?",
+        "insert_meta": f"INSERT INTO {ks}.schema_meta (name, value) VALUES (?, ?)",
+    }
+
+
+def _event_row(row: tuple) -> StoredEvent:
+    event_id, run_id, job_name, source, event_time, status, event = row
+    return StoredEvent(event_id, run_id, job_name, source, _utc(event_time), status, event)
+
+
+_STATUS_TIMES = (6, 7, 8, 9, 16)  # timestamp columns in _STATUS_COLUMNS order
+
+
+def _status_row(row: tuple) -> RunStatus:
+    values = list(row)
+    for i in _STATUS_TIMES:
+        values[i] = _utc(values[i])
+    return RunStatus(*values)
+
+
+def _status_values(s: RunStatus) -> tuple:
+    return (
+        s.run_id,
+        s.state,
+        s.namespace,
+        s.job,
+        s.parent_run_id,
+        s.root_run_id,
+        s.first_event_time,
+        s.last_event_time,
+        s.start_time,
+        s.end_time,
+        s.duration_ms,
+        s.event_count,
+        s.last_event_type,
+        s.error_message,
+        s.nominal_start_time,
+        s.processing_type,
+        s.updated_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexKeys:
+    """Where a status is listed: its state row, its every-run row and its job row."""
+
+    state: tuple[str, datetime, datetime]  # (state, hour bucket, state time)
+    every: tuple[str, datetime, datetime]  # ("*", hour bucket, run time)
+    job: tuple[str, str, datetime, datetime]  # (namespace, job, month bucket, run time)
+
+    @classmethod
+    def of(cls, s: RunStatus) -> _IndexKeys:
+        entered, started = _ms(state_time(s)), _ms(run_time(s))
+        return cls(
+            (s.state, hour_bucket(entered), entered),
+            (ANY_STATE, hour_bucket(started), started),
+            (s.namespace, s.job, month_bucket(started), started),
+        )
+
+
+class CassandraStore(Store):
+    def __init__(self, options: CassandraOptions, *, retention_s: int | None = None) -> None:
+        self.options = options
+        self.retention_s = retention_s
+        self._cluster: Any = None
+        self._session: Any = None
+        self._prepared: dict[str, Any] = {}
+        self._in_flight = asyncio.Semaphore(options.max_in_flight)
+        self._known_buckets: set[tuple[str, str, datetime]] = set()
+        self._errors: tuple[type[BaseException], ...] = ()
+
+    def __repr__(self) -> str:
+        return f"CassandraStore({','.join(self.options.hosts)}/{self.options.keyspace})"
+
+    # ---- connection and schema ----------------------------------------------------------
+    def _make_cluster(self) -> Any:
+        from cassandra import ConsistencyLevel
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import (
+            DCAwareRoundRobinPolicy,
+            ExponentialReconnectionPolicy,
+            RetryPolicy,
+            TokenAwarePolicy,
+        )
+        from cassandra.query import tuple_factory
+
+        o = self.options
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=o.local_dc)),
+            retry_policy=RetryPolicy(),
+            consistency_level=ConsistencyLevel.name_to_value[o.consistency],
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=o.request_timeout_s,
+            row_factory=tuple_factory,
+        )
+        ssl_context = None
+        if o.tls:
+            ssl_context = ssl.create_default_context(cafile=o.tls_ca_file)
+            if o.tls_ca_file is None:  # encrypted, server certificate not verified
+                ssl_context.check_hostname = False
+                ssl_context.verify_mode = ssl.CERT_NONE
+            else:  # chain verified; contact points are often IPs, so no hostname check
+                ssl_context.check_hostname = False
+        auth = PlainTextAuthProvider(o.username, o.password or "") if o.username else None
+        return Cluster(
+            contact_points=list(o.hosts),
+            port=o.port,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            auth_provider=auth,
+            ssl_context=ssl_context,
+            reconnection_policy=ExponentialReconnectionPolicy(1.0, 30.0),
+            connect_timeout=5,
+            application_name="lineage-faust",
+        )
+
+    async def open(self) -> None:
+        if self._session is not None:
+            return
+        from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+        from cassandra.cluster import NoHostAvailable
+        from cassandra.connection import ConnectionException
+
+        # Worth retrying: the cluster is slow, overloaded or (partly) unreachable.
+        self._errors = (
+            RequestExecutionException,
+            OperationTimedOut,
+            NoHostAvailable,
+            ConnectionException,
+            OSError,
+        )
+        connect_errors = (*self._errors, DriverException)
+        cluster = self._make_cluster()
+        try:
+            self._session = await asyncio.to_thread(cluster.connect)
+        except connect_errors as exc:
+            cluster.shutdown()
+            raise StoreError(f"cassandra: cannot connect to {self!r}: {exc}") from exc
+        self._cluster = cluster
+        try:
+            await asyncio.to_thread(self._ensure_schema)
+            await asyncio.to_thread(self._prepare_all)
+        except connect_errors as exc:
+            await self.close()
+            raise StoreError(f"cassandra: {exc}") from exc
+        except BaseException:
+            await self.close()
+            raise
+        log.info(
+            "cassandra store: keyspace %s, consistency %s, retention %s",
+            self.options.keyspace,
+            self.options.consistency,
+            f"{self.retention_s}s" if self.retention_s else "none",
+        )
+
+    def _existing_tables(self) -> dict[str, Any]:
+        keyspace = self._cluster.metadata.keyspaces.get(self.options.keyspace)
+        return dict(keyspace.tables) if keyspace is not None else {}
+
+    def _ensure_schema(self) -> None:
+        """Create what is missing (if allowed), align TTLs, check the schema version.
+
+        Runs on a thread (blocking driver calls), once per process start. Existing tables
+        are left alone: concurrent CREATEs from many workers are what a one-shot init job
+        (``lineage-faust init-store``) is for.
+        """
+        o, session = self.options, self._session
+        existing = self._existing_tables()
+        missing = [name for name in schema.TABLES if name.lower() not in existing]
+        if missing:
+            if not o.create_schema:
+                raise SchemaError(
+                    f"keyspace {o.keyspace} lacks tables {', '.join(missing)}; "
+                    "run `lineage-faust init-store` (or set LINEAGE_CASSANDRA_CREATE_SCHEMA=1)"
+                )
+            session.execute(schema.keyspace_cql(o))
+            creates = schema.table_cql(o, self.retention_s)
+            for name in missing:
+                log.info("cassandra: creating table %s.%s", o.keyspace, name)
+                session.execute(creates[name])
+            self._cluster.refresh_schema_metadata()
+            existing = self._existing_tables()
+        for name in schema.DATA_TABLES:
+            table = existing.get(name.lower())
+            current = table.options.get("default_time_to_live", 0) if table is not None else 0
+            if int(current or 0) != (self.retention_s or 0) and o.create_schema:
+                log.info("cassandra: %s TTL %s -> %s s", name, current, self.retention_s or 0)
+                session.execute(schema.retention_cql(o, name, self.retention_s))
+        ks = o.keyspace
+        rows = list(
+            session.execute(
+                f"SELECT value FROM {ks}.schema_meta WHERE name = %s", ("schema_version",)
+            )
+        )
+        found = int(rows[0][0]) if rows else None
+        if found is not None and found > schema.SCHEMA_VERSION:
+            raise SchemaError(
+                f"keyspace {ks} has schema version {found}, newer than this code "
+                f"({schema.SCHEMA_VERSION}); upgrade lineage-faust"
+            )
+        if found != schema.SCHEMA_VERSION:
+            session.execute(
+                f"INSERT INTO {ks}.schema_meta (name, value) VALUES (%s, %s)",
+                ("schema_version", str(schema.SCHEMA_VERSION)),
+            )
+
+    def _prepare_all(self) -> None:
+        for name, cql in _statements(self.options.keyspace).items():
+            prepared = self._session.prepare(cql)
+            prepared.is_idempotent = True
+            self._prepared[name] = prepared
+
+    async def close(self) -> None:
+        cluster, self._cluster, self._session = self._cluster, None, None
+        self._prepared = {}
+        if cluster is not None:
+            await asyncio.to_thread(cluster.shutdown)
+
+    # ---- execution ----------------------------------------------------------------------
+    def _submit(self, statement: Any, paging_state: bytes | None) -> asyncio.Future:
+        from cassandra.cluster import ResultSet
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        response = self._session.execute_async(statement, paging_state=paging_state)
+
+        def settle(outcome: Any, failed: bool) -> None:
+            if future.done():  # the awaiting task was cancelled
+                return
+            if failed:
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        def on_rows(rows: list) -> None:  # driver thread
+            outcome = (rows, ResultSet(response, rows).paging_state)
+            loop.call_soon_threadsafe(settle, outcome, False)
+
+        def on_error(exc: BaseException) -> None:  # driver thread
+            loop.call_soon_threadsafe(settle, exc, True)
+
+        response.add_callbacks(on_rows, on_error)
+        return future
+
+    def _bind(self, name: str, values: Sequence[Any], fetch_size: int | None = None) -> Any:
+        if self._session is None:
+            raise StoreError("store is not open")
+        bound = self._prepared[name].bind(values)
+        if fetch_size is not None:
+            bound.fetch_size = fetch_size
+        return bound
+
+    async def _execute(
+        self,
+        name: str,
+        values: Sequence[Any],
+        *,
+        fetch_size: int | None = None,
+        paging_state: bytes | None = None,
+    ) -> tuple[list[tuple], bytes | None]:
+        """One statement, with bounded concurrency and a few retries with backoff."""
+        bound = self._bind(name, values, fetch_size)
+        delay = _FIRST_BACKOFF_S
+        async with self._in_flight:
+            for attempt in range(1, _RETRIES + 1):
+                try:
+                    return await self._submit(bound, paging_state)
+                except self._errors as exc:
+                    if attempt == _RETRIES:
+                        raise StoreError(f"cassandra {name}: {exc}") from exc
+                    log.debug("cassandra %s failed (%s); retry in %.1fs", name, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                except Exception as exc:  # refused (invalid, unauthorized): retrying won't help
+                    if paging_state is not None:
+                        raise InvalidCursor("pagingState was refused by the store") from exc
+                    raise StoreError(f"cassandra refused {name}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _all(self, calls: Iterable[Awaitable[Any]]) -> list[Any]:
+        return await asyncio.gather(*calls)
+
+    # ---- writes -------------------------------------------------------------------------
+    async def _note_bucket(self, scope: str, name: str, bucket: datetime) -> None:
+        key = (scope, name, bucket)
+        if key in self._known_buckets:
+            return
+        await self._execute("insert_bucket", key)
+        if len(self._known_buckets) >= _BUCKET_CACHE_MAX:
+            self._known_buckets.clear()
+        self._known_buckets.add(key)
+
+    async def write_events(self, events: Sequence[StoredEvent]) -> None:
+        await self._all(
+            self._execute(
+                "insert_event",
+                (e.event_id, e.run_id, e.job_name, e.source, e.event_time, e.status, e.event),
+            )
+            for e in events
+        )
+
+    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None:
+        calls = []
+        for e in events:
+            bucket = month_bucket(e.event_time)
+            calls.append(self._note_bucket("non_run", f"{e.namespace}\n{e.name}", bucket))
+            values = (
+                e.namespace,
+                e.name,
+                bucket,
+                e.event_id,
+                e.kind,
+                e.source,
+                e.event_time,
+                e.event,
+            )
+            calls.append(self._execute("insert_non_run", values))
+        await self._all(calls)
+
+    async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        calls = []
+        for d in letters:
+            bucket = day_bucket(d.received_at)
+            calls.append(self._note_bucket("dead_letters", "", bucket))
+            values = (
+                bucket,
+                d.topic,
+                d.partition,
+                d.offset,
+                d.reason,
+                d.detail,
+                d.field,
+                _ms(d.received_at),
+                d.key,
+                d.value,
+            )
+            calls.append(self._execute("insert_dead_letter", values))
+        await self._all(calls)
+
+    async def write_run_statuses(
+        self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
+    ) -> None:
+        previous = previous or {}
+        await self._all(self._write_status(s, previous.get(s.run_id)) for s in statuses)
+
+    async def _write_status(self, status: RunStatus, before: RunStatus | None) -> None:
+        # The status row first: a listing verifies index rows against it.
+        await self._execute("insert_status", _status_values(status))
+        new = _IndexKeys.of(status)
+        old = _IndexKeys.of(before) if before is not None else None
+        calls: list[Awaitable[Any]] = []
+        # Rows keyed as before are rewritten only to refresh their TTL.
+        for current, stale, write, delete, scope, bucket_name in (
+            (
+                new.state,
+                old and old.state,
+                "insert_state_index",
+                "delete_state_index",
+                "state",
+                new.state[0],
+            ),
+            (
+                new.every,
+                old and old.every,
+                "insert_state_index",
+                "delete_state_index",
+                "state",
+                ANY_STATE,
+            ),
+            (
+                new.job,
+                old and old.job,
+                "insert_job_index",
+                "delete_job_index",
+                "job",
+                f"{status.namespace}\n{status.job}",
+            ),
+        ):
+            if stale != current or self.retention_s:
+                calls.append(self._note_bucket(scope, bucket_name, current[-2]))
+                calls.append(self._execute(write, (*current, status.run_id)))
+            if stale is not None and stale != current:
+                calls.append(self._execute(delete, (*stale, status.run_id)))
+        await self._all(calls)
+
+    # ---- reads --------------------------------------------------------------------------
+    async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
+        scope = f"events|{run_id}"
+        state = open_cursor(scope, cursor) if cursor else None
+        rows, next_state = await self._execute(
+            "select_events", (run_id,), fetch_size=page_size, paging_state=state
+        )
+        if next_state is not None and len(rows) >= page_size:
+            # A full page always carries a paging state; look one row ahead so the last page
+            # says so instead of leading the client to an empty one.
+            ahead, _ = await self._execute(
+                "select_events", (run_id,), fetch_size=1, paging_state=next_state
+            )
+            if not ahead:
+                next_state = None
+        events = [_event_row(r) for r in rows]
+        return EventPage(events, seal_cursor(scope, next_state) if next_state else None)
+
+    async def get_event(self, run_id: str, event_id: uuid.UUID) -> StoredEvent | None:
+        if event_id.version != 1:  # not a timeuuid: Cassandra would refuse the value
+            return None
+        rows, _ = await self._execute("select_event", (run_id, event_id))
+        return _event_row(rows[0]) if rows else None
+
+    async def get_run_status(self, run_id: str) -> RunStatus | None:
+        rows, _ = await self._execute("select_status", (run_id,))
+        return _status_row(rows[0]) if rows else None
+
+    async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        ids = list(dict.fromkeys(run_ids))
+        found = await self._all(self.get_run_status(run_id) for run_id in ids)
+        return {s.run_id: s for s in found if s is not None}
+
+    async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
+        rows, _ = await self._execute("select_event_ids", (run_id, limit))
+        return [str(r[0]) for r in rows]
+
+    async def count_events(self, run_id: str) -> int:
+        rows, _ = await self._execute("count_events", (run_id,))
+        return int(rows[0][0])
+
+    async def _buckets(
+        self, scope: str, name: str, since: datetime, until: datetime
+    ) -> list[datetime]:
+        rows, _ = await self._execute(
+            "select_buckets", (scope, name, since, until), fetch_size=10_000
+        )
+        return [_utc(r[0]) for r in rows]
+
+    @staticmethod
+    def _position(raw: bytes | None) -> tuple[datetime, bytes | None] | None:
+        if raw is None:
+            return None
+        if len(raw) < 8:
+            raise InvalidCursor("pagingState was not issued for this query")
+        return _from_millis(int.from_bytes(raw[:8], "big", signed=True)), raw[8:] or None
+
+    @staticmethod
+    def _seal(scope: str, position: tuple[datetime, bytes | None] | None) -> str | None:
+        if position is None:
+            return None
+        bucket, state = position
+        return seal_cursor(scope, _millis(bucket).to_bytes(8, "big", signed=True) + (state or b""))
+
+    async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
+        scope = query.scope()
+        position = self._position(open_cursor(scope, cursor) if cursor else None)
+        since = _ms(query.since) if query.since else _FAR_PAST
+        until = _ms(query.until) if query.until else _FAR_FUTURE
+        by_job = query.job is not None
+        if by_job:
+            assert query.namespace is not None and query.job is not None
+            job_key = (query.namespace, query.job)
+            buckets = await self._buckets(
+                "job", "\n".join(job_key), month_bucket(since), month_bucket(until)
+            )
+
+            async def page(bucket: datetime, n: int, state: bytes | None) -> tuple:
+                return await self._execute(
+                    "select_job_index",
+                    (*job_key, bucket, since, until),
+                    fetch_size=n,
+                    paging_state=state,
+                )
+        else:
+            index_state = query.state or ANY_STATE
+            buckets = await self._buckets(
+                "state", index_state, hour_bucket(since), hour_bucket(until)
+            )
+
+            async def page(bucket: datetime, n: int, state: bytes | None) -> tuple:
+                return await self._execute(
+                    "select_state_index",
+                    (index_state, bucket, since, until),
+                    fetch_size=n,
+                    paging_state=state,
+                )
+
+        async def accept(rows: list) -> list[RunStatus]:
+            statuses = await self.get_run_statuses([r[1] for r in rows])
+            kept = []
+            for sort_time, run_id in rows:
+                status = statuses.get(run_id)
+                # index rows are keys only; the status row decides (stale rows are skipped)
+                if (
+                    status is not None
+                    and query.matches(status)
+                    and _ms(query.ordering_time(status)) == _utc(sort_time)
+                ):
+                    kept.append(status)
+            return kept
+
+        runs, end = await walk_buckets(buckets, page, accept, limit, position, max(10 * limit, 500))
+        return RunPage(runs, self._seal(scope, end))
+
+    async def get_non_run_events(self, namespace: str, name: str, limit: int) -> list[NonRunEvent]:
+        buckets = await self._buckets("non_run", f"{namespace}\n{name}", _FAR_PAST, _FAR_FUTURE)
+        found: list[NonRunEvent] = []
+        for bucket in buckets:
+            rows, _ = await self._execute(
+                "select_non_run", (namespace, name, bucket, limit - len(found))
+            )
+            for event_id, kind, ns, n, source, event_time, event in rows:
+                found.append(NonRunEvent(event_id, kind, ns, n, source, _utc(event_time), event))
+            if len(found) >= limit:
+                break
+        return found
+
+    async def get_dead_letters(self, limit: int) -> list[DeadLetter]:
+        buckets = await self._buckets("dead_letters", "", _FAR_PAST, _FAR_FUTURE)
+        found: list[DeadLetter] = []
+        for bucket in buckets:
+            rows, _ = await self._execute("select_dead_letters", (bucket, limit - len(found)))
+            for topic, partition, offset, reason, detail, field, received, key, value in rows:
+                found.append(
+                    DeadLetter(
+                        topic, partition, offset, reason, detail, field, _utc(received), key, value
+                    )
+                )
+            if len(found) >= limit:
+                break
+        return found
+
+    async def health(self) -> None:
+        rows, _ = await self._execute("select_meta", ("schema_version",))
+        if not rows:
+            raise StoreError("schema missing: schema_meta.schema_version not found")
+
+
+__all__ = ["CassandraStore"]

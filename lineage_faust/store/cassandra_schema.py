@@ -1,0 +1,137 @@
+"""The Cassandra data model: one table per query, every partition bounded.
+
+``events_by_run`` is exactly the table Atlas's OpenLineage integration defines, so the two
+systems read each other's rows. The other tables are ours, each designed for one query:
+
+==================  ==============================  =========================================
+table               partition key (clustering)      query, and why the partition is bounded
+==================  ==============================  =========================================
+events_by_run       runID (eventId DESC)            a run's events, newest first, paged.
+                                                    One run's events: a handful to thousands.
+run_status          runId                           a run's folded status. One row.
+runs_by_state       (state, hour)                   "what failed in the last hour": runs that
+                    (sortTime DESC, runId)          entered a state in that hour (and, as
+                                                    state '*', every run by its start).
+                                                    Bounded by one hour's runs.
+runs_by_job         (namespace, jobName, month)     a job's run history, newest first.
+                    (sortTime DESC, runId)          Bounded by one month of one job's runs.
+buckets             (scope, name) (bucket DESC)     which hour/month/day partitions exist, so
+                                                    a walk back in time skips empty ones. One
+                                                    row per bucket; kept without TTL.
+non_run_events      (namespace, name, month)        JobEvents/DatasetEvents of one job or
+                    (eventId DESC)                  dataset, newest first. One month of one.
+dead_letters        day (receivedAt DESC, source    the latest rejected messages. One day's.
+                    topic/partition/offset)
+schema_meta         name                            the schema version.
+==================  ==============================  =========================================
+
+Index tables (``runs_by_state``, ``runs_by_job``) hold keys only: a listing reads the
+statuses from ``run_status`` and drops index rows that no longer match it, so an index row
+left behind (a lost delete, a rebalance race) can never show a wrong state. That also makes a
+short ``gc_grace_seconds`` safe for them (a resurrected index row is filtered the same way),
+which keeps the tombstones of runs that moved on (RUNNING -> COMPLETE) from piling up.
+"""
+
+from __future__ import annotations
+
+from ..config import CassandraOptions
+
+SCHEMA_VERSION = 1
+INDEX_GC_GRACE_S = 3 * 3600
+
+# Tables whose rows expire after LINEAGE_RETENTION (default_time_to_live); buckets and
+# schema_meta never expire (a bucket row must outlive every row of its partition).
+DATA_TABLES = (
+    "events_by_run",
+    "run_status",
+    "runs_by_state",
+    "runs_by_job",
+    "non_run_events",
+    "dead_letters",
+)
+
+_TABLES = {
+    "events_by_run": """
+        CREATE TABLE IF NOT EXISTS {ks}.events_by_run (
+            eventId timeuuid, source text, jobName text, runID text,
+            eventTime timestamp, event text, status text,
+            PRIMARY KEY ((runID), eventId)
+        ) WITH CLUSTERING ORDER BY (eventId DESC) AND {options}""",
+    "run_status": """
+        CREATE TABLE IF NOT EXISTS {ks}.run_status (
+            runId text PRIMARY KEY, state text, namespace text, jobName text,
+            parentRunId text, rootRunId text,
+            firstEventTime timestamp, lastEventTime timestamp,
+            startTime timestamp, endTime timestamp, durationMs bigint,
+            eventCount int, lastEventType text, errorMessage text,
+            nominalStartTime text, processingType text, updatedAt timestamp
+        ) WITH {options}""",
+    "runs_by_state": """
+        CREATE TABLE IF NOT EXISTS {ks}.runs_by_state (
+            state text, bucket timestamp, sortTime timestamp, runId text,
+            PRIMARY KEY ((state, bucket), sortTime, runId)
+        ) WITH CLUSTERING ORDER BY (sortTime DESC, runId ASC)
+          AND gc_grace_seconds = {gc_grace} AND {options}""",
+    "runs_by_job": """
+        CREATE TABLE IF NOT EXISTS {ks}.runs_by_job (
+            namespace text, jobName text, bucket timestamp, sortTime timestamp, runId text,
+            PRIMARY KEY ((namespace, jobName, bucket), sortTime, runId)
+        ) WITH CLUSTERING ORDER BY (sortTime DESC, runId ASC)
+          AND gc_grace_seconds = {gc_grace} AND {options}""",
+    "buckets": """
+        CREATE TABLE IF NOT EXISTS {ks}.buckets (
+            scope text, name text, bucket timestamp,
+            PRIMARY KEY ((scope, name), bucket)
+        ) WITH CLUSTERING ORDER BY (bucket DESC) AND default_time_to_live = 0""",
+    "non_run_events": """
+        CREATE TABLE IF NOT EXISTS {ks}.non_run_events (
+            namespace text, name text, bucket timestamp, eventId timeuuid,
+            kind text, source text, eventTime timestamp, event text,
+            PRIMARY KEY ((namespace, name, bucket), eventId)
+        ) WITH CLUSTERING ORDER BY (eventId DESC) AND {options}""",
+    "dead_letters": """
+        CREATE TABLE IF NOT EXISTS {ks}.dead_letters (
+            bucket timestamp, receivedAt timestamp,
+            sourceTopic text, sourcePartition int, sourceOffset bigint,
+            reason text, detail text, fieldPath text, messageKey blob, messageValue blob,
+            PRIMARY KEY ((bucket), receivedAt, sourceTopic, sourcePartition, sourceOffset)
+        ) WITH CLUSTERING ORDER BY (receivedAt DESC, sourceTopic ASC, sourcePartition ASC,
+                                    sourceOffset ASC) AND {options}""",
+    "schema_meta": """
+        CREATE TABLE IF NOT EXISTS {ks}.schema_meta (name text PRIMARY KEY, value text)
+        WITH default_time_to_live = 0""",
+}
+TABLES = tuple(_TABLES)
+
+
+def _table_options(options: CassandraOptions, retention_s: int | None) -> str:
+    if options.compression == "none":
+        compression = "{'enabled': 'false'}"
+    else:
+        compression = f"{{'class': '{options.compression}'}}"
+    return f"compression = {compression} AND default_time_to_live = {retention_s or 0}"
+
+
+def keyspace_cql(options: CassandraOptions) -> str:
+    return (
+        f"CREATE KEYSPACE IF NOT EXISTS {options.keyspace} "
+        f"WITH replication = {options.replication_cql} AND durable_writes = true"
+    )
+
+
+def table_cql(options: CassandraOptions, retention_s: int | None) -> dict[str, str]:
+    """Each table's CREATE statement (keyspace and options filled in)."""
+    table_options = _table_options(options, retention_s)
+    return {
+        name: " ".join(
+            template.format(
+                ks=options.keyspace, options=table_options, gc_grace=INDEX_GC_GRACE_S
+            ).split()
+        )
+        for name, template in _TABLES.items()
+    }
+
+
+def retention_cql(options: CassandraOptions, table: str, retention_s: int | None) -> str:
+    """Bring an existing table's TTL in line with LINEAGE_RETENTION."""
+    return f"ALTER TABLE {options.keyspace}.{table} WITH default_time_to_live = {retention_s or 0}"
