@@ -20,9 +20,11 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 import faust
 import orjson
@@ -31,12 +33,13 @@ from .config import Settings
 from .identity import run_partition
 from .retry import retry_forever
 from .runstate import MAX_SEEN, RunState, RunUpdate, apply_update, is_expired
-from .stats import Stats
+from .stats import Health, Stats
 from .store import Store
 from .store.base import RunStatus, state_from_status, status_from_state
 from .triage import Batch, RawMessage, decode_updates, triage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
 
 
@@ -56,7 +59,10 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         broker=f"kafka://{settings.bootstrap}",
         store=table_store,
         datadir=str(settings.data_dir / "faust"),
-        web_enabled=False,
+        # the worker's own small web server: /health (off unless LINEAGE_WORKER_PORT is set)
+        web_enabled=settings.worker_port is not None,
+        web_bind=settings.worker_host,
+        web_port=settings.worker_port or 6066,
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
@@ -85,7 +91,11 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     )
     runs = app.Table("runs", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     stats = Stats()
+    health = Health()
     expiry = _Expiry()
+
+    def retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        return retry_forever(what, attempt, health=health)
 
     async def send_all(topic: faust.TopicT, messages: list[dict]) -> None:
         """Send and wait for the broker's acknowledgement of every message."""
@@ -134,9 +144,9 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         batch = triage(messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions)
         # Store writes and broker sends are independent: run them concurrently.
         await asyncio.gather(
-            retry_forever("store batch", partial(store_batch, batch)),
-            retry_forever("send dead letters", partial(send_dead_letters, batch)),
-            retry_forever("forward run updates", partial(forward_updates, batch)),
+            retrying("store batch", partial(store_batch, batch)),
+            retrying("send dead letters", partial(send_dead_letters, batch)),
+            retrying("forward run updates", partial(forward_updates, batch)),
         )
         stats.record_batch(batch)
 
@@ -168,17 +178,17 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         stopped short, a crash between the two writes), is rebuilt from the store.
         """
         run_ids = list(dict.fromkeys(u.run_id for u in updates))
-        stored = await retry_forever("read run statuses", partial(store.get_run_statuses, run_ids))
+        stored = await retrying("read run statuses", partial(store.get_run_statuses, run_ids))
         states: dict[str, RunState | None] = {}
         for run_id in run_ids:
             raw_state = runs.get(run_id.encode())
             live = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
             status = stored.get(run_id)
             if status is not None and (live is None or status.event_count > live.event_count):
-                seen = await retry_forever(
+                seen = await retrying(
                     "read event ids", partial(store.recent_event_ids, run_id, MAX_SEEN)
                 )
-                count = await retry_forever("count events", partial(store.count_events, run_id))
+                count = await retrying("count events", partial(store.count_events, run_id))
                 live = state_from_status(status, seen, count)
                 stats.runs_revived += 1
             states[run_id] = live
@@ -203,9 +213,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # and this one, the redelivered message finds nothing changed but the store behind.
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
-        await retry_forever(
-            "store run statuses", partial(store.write_run_statuses, statuses, stored)
-        )
+        await retrying("store run statuses", partial(store.write_run_statuses, statuses, stored))
         stats.runs_updated += len(changed)
 
     def sweep(partition: int) -> None:
@@ -304,6 +312,12 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         if unfetched:
             names = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(unfetched))
             log.warning("assigned but not being fetched: %s", names)
+
+    @app.page("/health")
+    async def health_page(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """200 while the worker can do its work; 503 while it is waiting out an outage."""
+        body = {**health.report(), "pipeline": stats.summary()}
+        return view.json(body, status=200 if health.ok else 503)
 
     @app.timer(interval=10.0)
     async def report() -> None:

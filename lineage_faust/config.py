@@ -72,6 +72,8 @@ class Settings:
     data_dir: Path
     api_host: str
     api_port: int
+    worker_host: str
+    worker_port: int | None  # the worker's /health page; None = no web server
     max_event_bytes: int
     run_retention_s: float  # how long a finished run stays in the live table
     batch_size: int
@@ -278,6 +280,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         data_dir=data_dir,
         api_host=env.get("LINEAGE_API_HOST") or "127.0.0.1",
         api_port=_int(env, "LINEAGE_API_PORT", 8000, minimum=0),
+        worker_host=env.get("LINEAGE_WORKER_HOST") or "127.0.0.1",
+        worker_port=_int(env, "LINEAGE_WORKER_PORT", 0, minimum=0) or None,
         max_event_bytes=_int(env, "LINEAGE_MAX_EVENT_BYTES", 1024 * 1024, minimum=1024),
         run_retention_s=_float(env, "LINEAGE_RUN_RETENTION", 300.0),
         batch_size=_int(env, "LINEAGE_BATCH_SIZE", 500),

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .stats import Health
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -19,6 +22,7 @@ async def retry_forever(
     first_delay_s: float = 0.1,
     max_delay_s: float = 10.0,
     retry: type[Exception] | tuple[type[Exception], ...] = Exception,
+    health: Health | None = None,
 ) -> T:
     """Await ``attempt()`` until it succeeds; errors other than ``retry`` are raised."""
     delay = first_delay_s
@@ -30,6 +34,8 @@ async def retry_forever(
             raise
         except retry as exc:
             failures += 1
+            if health is not None:
+                health.failed(what, exc)
             log.warning(
                 "%s failed (%d in a row): %s; retrying in %.1fs", what, failures, exc, delay
             )
@@ -38,4 +44,6 @@ async def retry_forever(
         else:
             if failures:
                 log.info("%s succeeded after %d failures", what, failures)
+                if health is not None:
+                    health.recovered(what)
             return result

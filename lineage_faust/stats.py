@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,3 +38,36 @@ class Stats:
             f"runs_evicted={self.runs_evicted} runs_revived={self.runs_revived} "
             f"resumed_partitions={self.resumed_partitions}"
         )
+
+
+@dataclass(slots=True)
+class Health:
+    """What the worker is currently failing to do (store writes, broker sends), and since when.
+
+    ``retry_forever`` reports into it; the worker's ``/health`` page answers 503 while
+    anything is failing, so an orchestrator or an operator sees an outage the worker is
+    waiting out (it keeps its offsets and resumes by itself).
+    """
+
+    failing: dict[str, tuple[float, str]] = field(default_factory=dict)  # what -> (since, error)
+
+    def failed(self, what: str, error: BaseException) -> None:
+        since = self.failing.get(what, (time.time(), ""))[0]
+        self.failing[what] = (since, f"{type(error).__name__}: {error}"[:500])
+
+    def recovered(self, what: str) -> None:
+        self.failing.pop(what, None)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing
+
+    def report(self) -> dict:
+        now = time.time()
+        return {
+            "status": "ok" if self.ok else "unhealthy",
+            "failing": [
+                {"what": what, "forSeconds": round(now - since, 1), "lastError": error}
+                for what, (since, error) in sorted(self.failing.items())
+            ],
+        }

@@ -1,6 +1,7 @@
 """The whole system as a user runs it: `lineage-faust up`, `send`, then the API and the DLQ.
 
-Real embedded broker, real worker and API processes, real SQLite. The samples are sent twice
+Real embedded broker, real worker and API processes, real SQLite (and a real Cassandra when
+LINEAGE_CASSANDRA_HOSTS is set). The samples are sent twice
 (a redelivery must change nothing) together with a file of broken lines.
 """
 
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +23,13 @@ from aiokafka import AIOKafkaConsumer
 
 from lineage_faust.broker import free_port
 
+from .cassandra_support import (
+    STORE_KINDS,
+    cassandra_env,
+    cassandra_url,
+    drop_keyspace,
+    new_keyspace,
+)
 from .helpers import SAMPLES, clean_env, run_cli, wait_until
 from .olclient import job_event
 
@@ -70,13 +79,25 @@ async def read_topic(bootstrap: str, topic: str, expected: int) -> list:
     return records
 
 
-def test_up_send_query_and_dead_letters(tmp_path: Path) -> None:
+@pytest.fixture(params=STORE_KINDS)
+def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """No store setting (the embedded SQLite default), or a fresh Cassandra keyspace."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    keyspace = new_keyspace()
+    yield {"LINEAGE_STORE": cassandra_url(keyspace), **cassandra_env()}
+    drop_keyspace(keyspace)
+
+
+def test_up_send_query_and_dead_letters(tmp_path: Path, store_env: dict[str, str]) -> None:
     port = free_port()
     env = clean_env(
         LINEAGE_DATA_DIR=str(tmp_path / "data"),
         LINEAGE_API_PORT=str(port),
         LINEAGE_MAX_EVENT_BYTES=str(MAX_BYTES),
         LINEAGE_PARTITIONS="4",
+        **store_env,
     )
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(b"\n".join(broken_lines()) + b"\n")

@@ -1,12 +1,15 @@
 """The store unavailable for a while (SQLite file locked by another process): the worker waits,
-retries with backoff and resumes by itself; nothing is lost."""
+retries with backoff, reports itself unhealthy, and resumes by itself; nothing is lost."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 
+import httpx
 import pytest
+
+from lineage_faust.broker import free_port
 
 from .helpers import SAMPLES, Stack, wait_until
 
@@ -20,9 +23,13 @@ def count(stack: Stack) -> int:
 
 def test_worker_waits_out_a_locked_store(stack: Stack) -> None:
     stack.extra_env["LINEAGE_LOG_LEVEL"] = "INFO"
+    health_port = free_port()
+    stack.extra_env["LINEAGE_WORKER_PORT"] = str(health_port)
+    health_url = f"http://127.0.0.1:{health_port}/health"
     worker = stack.spawn("worker")
     try:
         wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        assert httpx.get(health_url, timeout=5).status_code == 200
         locker = sqlite3.connect(stack.db_path, isolation_level=None, timeout=30)
         locker.execute("BEGIN EXCLUSIVE")  # no one else may read or write now
         try:
@@ -34,10 +41,16 @@ def test_worker_waits_out_a_locked_store(stack: Stack) -> None:
             )
             time.sleep(2)
             assert worker.alive(), "the worker must wait, not crash"
+            unhealthy = httpx.get(health_url, timeout=5)
+            assert unhealthy.status_code == 503
+            body = unhealthy.json()
+            assert body["status"] == "unhealthy"
+            assert "store batch" in [f["what"] for f in body["failing"]]
         finally:
             locker.execute("ROLLBACK")
             locker.close()
         wait_until(lambda: count(stack) == 28, 60, "every event stored after the outage")
         wait_until(lambda: "succeeded after" in worker.log(), 30, "recovery to be logged")
+        wait_until(lambda: httpx.get(health_url, timeout=5).status_code == 200, 30, "healthy again")
     finally:
         worker.stop()

@@ -80,3 +80,36 @@ def send(paths: tuple[str, ...], topic: str | None, no_progress: bool) -> None:
     s = resolve_bootstrap(_settings())
     _logging("WARNING")
     sys.exit(run_send(s, paths, topic or s.topic, progress=not no_progress))
+
+
+@main.command("init-store")
+def init_store() -> None:
+    """Create the store's schema if missing (Cassandra keyspace and tables, or the SQLite
+    file), align its retention (LINEAGE_RETENTION) and check its version. Safe to repeat.
+
+    Deployments with many workers run this once before them (compose/ does) and start the
+    workers with LINEAGE_CASSANDRA_CREATE_SCHEMA=0.
+    """
+    import asyncio
+    import os
+
+    from ..store import SchemaError, StoreError, open_store
+
+    s = _settings()
+    _logging(s.log_level)
+    env = {**os.environ, "LINEAGE_CASSANDRA_CREATE_SCHEMA": "1"}
+    store = open_store(s.store_url, retention_s=s.retention_s, env=env)
+
+    async def create() -> None:
+        await store.open()
+        try:
+            await store.health()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(create())
+    except (StoreError, SchemaError) as exc:
+        raise click.ClickException(str(exc)) from None
+    retention = f"{s.retention_s} s" if s.retention_s else "none"
+    click.echo(f"store ready: {s.describe_store()} (retention: {retention})")

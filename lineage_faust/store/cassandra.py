@@ -258,6 +258,23 @@ class _IndexKeys:
         )
 
 
+class _OneLineErrors(logging.Filter):
+    """The driver logs every failed connection attempt with a traceback; during an outage
+    that buries the worker's own log. Keep the error, drop the traceback (unless DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} {type(error).__name__}: {error}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+for _name in ("cassandra.cluster", "cassandra.pool", "cassandra.connection", "cassandra.io"):
+    logging.getLogger(_name).addFilter(_OneLineErrors())
+
+
 class CassandraStore(Store):
     def __init__(self, options: CassandraOptions, *, retention_s: int | None = None) -> None:
         self.options = options
