@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,8 @@ from fastapi import FastAPI
 
 from lineage_faust import __version__
 from lineage_faust.config import Settings
-from lineage_faust.store import Store, store_for
+from lineage_faust.retry import retry_forever
+from lineage_faust.store import Store, StoreError, store_for
 
 from .errors import install_error_handlers
 from .routes import atlas, runs
@@ -23,11 +25,22 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.open()
-        log.info("api: store %s", settings.describe_store())
+        # A store that is down at start must not keep the API from serving its 503s (and
+        # health) meanwhile: keep trying in the background. A schema newer than this code
+        # (SchemaError) stops the start instead.
+        opening: asyncio.Task | None = None
+        try:
+            await store.open()
+        except StoreError as exc:
+            log.warning("api: store %s unavailable (%s); retrying", settings.describe_store(), exc)
+            opening = asyncio.create_task(retry_forever("open store", store.open, retry=StoreError))
+        else:
+            log.info("api: store %s", settings.describe_store())
         try:
             yield
         finally:
+            if opening is not None:
+                opening.cancel()
             await store.close()
 
     app = FastAPI(

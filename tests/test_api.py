@@ -1,4 +1,5 @@
-"""The query API over real HTTP, served by a real `lineage-faust api` process on SQLite."""
+"""The query API over real HTTP, served by a real `lineage-faust api` process on SQLite (and
+on Cassandra when LINEAGE_CASSANDRA_HOSTS is set)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import orjson
@@ -14,10 +14,16 @@ import pytest
 
 from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
-from lineage_faust.store import StoredEvent
+from lineage_faust.store import StoredEvent, open_store
 from lineage_faust.store.base import status_from_state
-from lineage_faust.store.sqlite import SQLiteStore
 
+from .cassandra_support import (
+    STORE_KINDS,
+    cassandra_env,
+    cassandra_url,
+    drop_keyspace,
+    new_keyspace,
+)
 from .helpers import SAMPLES, Stack
 
 LINES = [line for line in SAMPLES.read_bytes().splitlines() if line.strip()]
@@ -27,8 +33,8 @@ MAPPED_RUN_ID = TASK_RUN.payload.run.runId  # one mapped task instance: START + 
 EXPECTED = sum(e.payload.run.runId == MAPPED_RUN_ID for e in EVENTS)
 
 
-async def _populate(db: Path) -> None:
-    store = SQLiteStore(db)
+async def _populate(store_url: str) -> None:
+    store = open_store(store_url)
     await store.open()
     await store.write_events([StoredEvent.from_valid(e) for e in EVENTS])
     by_run: dict[str, list[RunUpdate]] = {}
@@ -39,17 +45,29 @@ async def _populate(db: Path) -> None:
     await store.close()
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="module", params=STORE_KINDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp("api")
     stack = Stack(tmp=tmp, bootstrap="127.0.0.1:1", name="api")  # the read API needs no broker
-    asyncio.run(_populate(stack.db_path))
+    keyspace = None
+    if request.param == "sqlite":
+        store_url = f"sqlite:///{stack.db_path}"
+    else:
+        keyspace = new_keyspace()
+        store_url = cassandra_url(keyspace)
+        stack.extra_env.update(cassandra_env())
+    stack.extra_env["LINEAGE_STORE"] = store_url
+    asyncio.run(_populate(store_url))
     proc = stack.start_api()
     try:
         with httpx.Client(base_url=stack.api_url, timeout=10) as client:
             yield client
     finally:
         proc.stop()
+        if keyspace:
+            drop_keyspace(keyspace)
 
 
 def assert_error(response: httpx.Response, status: int, words: str) -> None:

@@ -644,10 +644,15 @@ class CassandraStore(Store):
     async def _buckets(
         self, scope: str, name: str, since: datetime, until: datetime
     ) -> list[datetime]:
-        rows, _ = await self._execute(
-            "select_buckets", (scope, name, since, until), fetch_size=10_000
-        )
-        return [_utc(r[0]) for r in rows]
+        found: list[datetime] = []
+        state: bytes | None = None
+        while True:  # one row per bucket, newest first; years of hours are a few pages
+            rows, state = await self._execute(
+                "select_buckets", (scope, name, since, until), fetch_size=5000, paging_state=state
+            )
+            found.extend(_utc(r[0]) for r in rows)
+            if state is None:
+                return found
 
     @staticmethod
     def _position(raw: bytes | None) -> tuple[datetime, bytes | None] | None:
