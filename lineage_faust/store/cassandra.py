@@ -303,8 +303,9 @@ class CassandraStore(Store):
         from cassandra.query import tuple_factory
 
         o = self.options
+        local = DCAwareRoundRobinPolicy(local_dc=o.local_dc or "")  # "" = DC of first contact
         profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=o.local_dc)),
+            load_balancing_policy=TokenAwarePolicy(local),
             retry_policy=RetryPolicy(),
             consistency_level=ConsistencyLevel.name_to_value[o.consistency],
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
@@ -449,8 +450,8 @@ class CassandraStore(Store):
             else:
                 future.set_result(outcome)
 
-        def on_rows(rows: list) -> None:  # driver thread
-            outcome = (rows, ResultSet(response, rows).paging_state)
+        def on_rows(rows: list | None) -> None:  # driver thread; None for writes
+            outcome = (rows or [], ResultSet(response, rows).paging_state)
             loop.call_soon_threadsafe(settle, outcome, False)
 
         def on_error(exc: BaseException) -> None:  # driver thread
