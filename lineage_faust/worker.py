@@ -7,8 +7,10 @@ import logging
 import os
 import shutil
 import sys
+from functools import partial
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.exceptions import ConsistencyError
 
 from .app import make_app
@@ -21,10 +23,13 @@ log = logging.getLogger(__name__)
 
 
 async def prepare(settings: Settings, store: Store) -> None:
-    await ensure_topics(
-        settings.bootstrap, {settings.topic: settings.partitions, settings.dlq_topic: 1}
-    )
+    """Store first (a schema newer than the code stops here, before any consuming), then
+    the topics. Both wait for an unreachable store or broker instead of giving up."""
     await retry_forever("open store", store.open, retry=StoreError)
+    topics = {settings.topic: settings.partitions, settings.dlq_topic: 1}
+    await retry_forever(
+        "create topics", partial(ensure_topics, settings.bootstrap, topics), retry=KafkaError
+    )
 
 
 MAX_STATE_RESETS = 3

@@ -47,10 +47,14 @@ def up() -> None:
 def worker() -> None:
     """Run the stream processor (Faust worker) alone. Needs LINEAGE_KAFKA_BOOTSTRAP."""
     from ..runtime import resolve_bootstrap
+    from ..store import SchemaError
     from ..worker import run_worker
 
     s = resolve_bootstrap(_settings())
-    run_worker(s)
+    try:
+        run_worker(s)
+    except SchemaError as exc:  # retrying cannot help: say what to do instead of a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
