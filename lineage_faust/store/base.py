@@ -9,12 +9,14 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ..model import DatasetEvent, JobEvent, RunEvent, ValidEvent
 from ..runstate import TERMINAL_STATES, RunState, rank
@@ -122,6 +124,29 @@ class RunStatus:
     nominal_start_time: str | None
     processing_type: str | None
     updated_at: datetime
+
+
+# run_status columns as both stores name them, in RunStatus field order.
+STATUS_COLUMNS = (
+    "runId, state, namespace, jobName, parentRunId, rootRunId, firstEventTime, lastEventTime, "
+    "startTime, endTime, durationMs, eventCount, lastEventType, errorMessage, nominalStartTime, "
+    "processingType, updatedAt"
+)
+_STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(RunStatus))
+_STATUS_TIMES = frozenset(
+    i for i, f in enumerate(dataclasses.fields(RunStatus)) if "datetime" in str(f.type)
+)
+
+
+def status_to_row(status: RunStatus, time: Callable[[datetime | None], Any]) -> tuple:
+    """A status as a STATUS_COLUMNS row, its times converted by ``time`` for the store."""
+    values = (getattr(status, name) for name in _STATUS_FIELDS)
+    return tuple(time(v) if i in _STATUS_TIMES else v for i, v in enumerate(values))
+
+
+def status_from_row(row: Sequence[Any], time: Callable[[Any], datetime | None]) -> RunStatus:
+    """A STATUS_COLUMNS row back to a status, its times converted by ``time``."""
+    return RunStatus(*(time(v) if i in _STATUS_TIMES else v for i, v in enumerate(row)))
 
 
 def ticks_to_datetime(ticks: int | None) -> datetime | None:

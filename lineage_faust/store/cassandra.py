@@ -24,7 +24,7 @@ import asyncio
 import logging
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 from ..config import CassandraOptions
 from . import cassandra_schema as schema
 from .base import (
+    STATUS_COLUMNS,
     DeadLetter,
     EventPage,
     InvalidCursor,
@@ -47,6 +48,8 @@ from .base import (
     run_time,
     seal_cursor,
     state_time,
+    status_from_row,
+    status_to_row,
 )
 
 log = logging.getLogger(__name__)
@@ -128,11 +131,6 @@ async def walk_buckets(
 
 
 # ---- statements ----------------------------------------------------------------------------
-_STATUS_COLUMNS = (
-    "runId, state, namespace, jobName, parentRunId, rootRunId, firstEventTime, lastEventTime, "
-    "startTime, endTime, durationMs, eventCount, lastEventType, errorMessage, nominalStartTime, "
-    "processingType, updatedAt"
-)
 _EVENT_COLUMNS = "eventId, runID, jobName, source, eventTime, status, event"
 _NON_RUN_COLUMNS = "eventId, kind, namespace, name, source, eventTime, event"
 _DEAD_LETTER_COLUMNS = (
@@ -142,7 +140,7 @@ _DEAD_LETTER_COLUMNS = (
 
 
 def _statements(ks: str) -> dict[str, str]:
-    status_marks = ", ".join("?" * len(_STATUS_COLUMNS.split(", ")))
+    status_marks = ", ".join("?" * len(STATUS_COLUMNS.split(", ")))
     return {
         "insert_event": (
             f"INSERT INTO {ks}.events_by_run ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -153,8 +151,8 @@ def _statements(ks: str) -> dict[str, str]:
         ),
         "select_event_ids": f"SELECT eventId FROM {ks}.events_by_run WHERE runID = ? LIMIT ?",
         "count_events": f"SELECT count(*) FROM {ks}.events_by_run WHERE runID = ?",
-        "insert_status": f"INSERT INTO {ks}.run_status ({_STATUS_COLUMNS}) VALUES ({status_marks})",
-        "select_status": f"SELECT {_STATUS_COLUMNS} FROM {ks}.run_status WHERE runId = ?",
+        "insert_status": f"INSERT INTO {ks}.run_status ({STATUS_COLUMNS}) VALUES ({status_marks})",
+        "select_status": f"SELECT {STATUS_COLUMNS} FROM {ks}.run_status WHERE runId = ?",
         "insert_state_index": (
             f"INSERT INTO {ks}.runs_by_state (state, bucket, sortTime, runId) VALUES (?, ?, ?, ?)"
         ),
@@ -208,36 +206,8 @@ def _event_row(row: tuple) -> StoredEvent:
     return StoredEvent(event_id, run_id, job_name, source, _utc(event_time), status, event)
 
 
-_STATUS_TIMES = (6, 7, 8, 9, 16)  # timestamp columns in _STATUS_COLUMNS order
-
-
 def _status_row(row: tuple) -> RunStatus:
-    values = list(row)
-    for i in _STATUS_TIMES:
-        values[i] = _utc(values[i])
-    return RunStatus(*values)
-
-
-def _status_values(s: RunStatus) -> tuple:
-    return (
-        s.run_id,
-        s.state,
-        s.namespace,
-        s.job,
-        s.parent_run_id,
-        s.root_run_id,
-        s.first_event_time,
-        s.last_event_time,
-        s.start_time,
-        s.end_time,
-        s.duration_ms,
-        s.event_count,
-        s.last_event_type,
-        s.error_message,
-        s.nominal_start_time,
-        s.processing_type,
-        s.updated_at,
-    )
+    return status_from_row(row, _utc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,9 +465,6 @@ class CassandraStore(Store):
                     raise StoreError(f"cassandra refused {name}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    async def _all(self, calls: Iterable[Awaitable[Any]]) -> list[Any]:
-        return await asyncio.gather(*calls)
-
     # ---- writes -------------------------------------------------------------------------
     async def _note_bucket(self, scope: str, name: str, bucket: datetime) -> None:
         key = (scope, name, bucket)
@@ -509,12 +476,14 @@ class CassandraStore(Store):
         self._known_buckets.add(key)
 
     async def write_events(self, events: Sequence[StoredEvent]) -> None:
-        await self._all(
-            self._execute(
-                "insert_event",
-                (e.event_id, e.run_id, e.job_name, e.source, e.event_time, e.status, e.event),
+        await asyncio.gather(
+            *(
+                self._execute(
+                    "insert_event",
+                    (e.event_id, e.run_id, e.job_name, e.source, e.event_time, e.status, e.event),
+                )
+                for e in events
             )
-            for e in events
         )
 
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None:
@@ -533,7 +502,7 @@ class CassandraStore(Store):
                 e.event,
             )
             calls.append(self._execute("insert_non_run", values))
-        await self._all(calls)
+        await asyncio.gather(*calls)
 
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         calls = []
@@ -553,17 +522,17 @@ class CassandraStore(Store):
                 d.value,
             )
             calls.append(self._execute("insert_dead_letter", values))
-        await self._all(calls)
+        await asyncio.gather(*calls)
 
     async def write_run_statuses(
         self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
     ) -> None:
         previous = previous or {}
-        await self._all(self._write_status(s, previous.get(s.run_id)) for s in statuses)
+        await asyncio.gather(*(self._write_status(s, previous.get(s.run_id)) for s in statuses))
 
     async def _write_status(self, status: RunStatus, before: RunStatus | None) -> None:
         # The status row first: a listing verifies index rows against it.
-        await self._execute("insert_status", _status_values(status))
+        await self._execute("insert_status", status_to_row(status, lambda at: at))
         new = _IndexKeys.of(status)
         old = _IndexKeys.of(before) if before is not None else None
         calls: list[Awaitable[Any]] = []
@@ -599,7 +568,7 @@ class CassandraStore(Store):
                 calls.append(self._execute(write, (*current, status.run_id)))
             if stale is not None and stale != current:
                 calls.append(self._execute(delete, (*stale, status.run_id)))
-        await self._all(calls)
+        await asyncio.gather(*calls)
 
     # ---- reads --------------------------------------------------------------------------
     async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
@@ -631,7 +600,7 @@ class CassandraStore(Store):
 
     async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
         ids = list(dict.fromkeys(run_ids))
-        found = await self._all(self.get_run_status(run_id) for run_id in ids)
+        found = await asyncio.gather(*(self.get_run_status(run_id) for run_id in ids))
         return {s.run_id: s for s in found if s is not None}
 
     async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:

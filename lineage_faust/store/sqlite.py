@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ..identity import sort_key
 from .base import (
+    STATUS_COLUMNS,
     DeadLetter,
     EventPage,
     InvalidCursor,
@@ -35,6 +36,8 @@ from .base import (
     run_time,
     seal_cursor,
     state_time,
+    status_from_row,
+    status_to_row,
 )
 
 SCHEMA_VERSION = 2
@@ -132,11 +135,6 @@ _PURGE_EVERY_S = 60.0
 _LIVE = "(expiresAt IS NULL OR expiresAt > ?)"
 
 _EVENT_COLUMNS = "eventId, runId, jobName, source, eventTime, status, event"
-_STATUS_COLUMNS = (
-    "runId, state, namespace, jobName, parentRunId, rootRunId, firstEventTime, lastEventTime, "
-    "startTime, endTime, durationMs, eventCount, lastEventType, errorMessage, nominalStartTime, "
-    "processingType, updatedAt"
-)
 
 
 def _us(value: datetime | None) -> int | None:
@@ -160,16 +158,8 @@ def _event_row(row: tuple) -> StoredEvent:
     )
 
 
-# positions of the microsecond time columns in _STATUS_COLUMNS
-_STATUS_TIMES = (6, 7, 8, 9, 16)
-
-
-def _status_row(row: tuple) -> RunStatus:
-    """A run_status row, in _STATUS_COLUMNS order, to the RunStatus of the same field order."""
-    values = list(row)
-    for i in _STATUS_TIMES:
-        values[i] = _dt(values[i])
-    return RunStatus(*values)
+def _status_row(row: Sequence[Any]) -> RunStatus:
+    return status_from_row(row, _dt)
 
 
 def _now_us() -> int:
@@ -346,31 +336,10 @@ class SQLiteStore(Store):
         # SQLite's own indexes follow the row, so ``previous`` is not needed here.
         expires = self._expires_at()
         rows = [
-            (
-                s.run_id,
-                s.state,
-                s.namespace,
-                s.job,
-                s.parent_run_id,
-                s.root_run_id,
-                _us(s.first_event_time),
-                _us(s.last_event_time),
-                _us(s.start_time),
-                _us(s.end_time),
-                s.duration_ms,
-                s.event_count,
-                s.last_event_type,
-                s.error_message,
-                s.nominal_start_time,
-                s.processing_type,
-                _us(s.updated_at),
-                _us(run_time(s)),
-                _us(state_time(s)),
-                expires,
-            )
+            (*status_to_row(s, _us), _us(run_time(s)), _us(state_time(s)), expires)
             for s in statuses
         ]
-        columns = [*_STATUS_COLUMNS.split(", "), "runTime", "stateTime", "expiresAt"]
+        columns = [*STATUS_COLUMNS.split(", "), "runTime", "stateTime", "expiresAt"]
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns[1:])
         sql = (
             f"INSERT INTO run_status ({', '.join(columns)}) "
@@ -444,7 +413,7 @@ class SQLiteStore(Store):
             for start in range(0, len(ids), 500):  # stay under SQLite's variable limit
                 chunk = ids[start : start + 500]
                 sql = (
-                    f"SELECT {_STATUS_COLUMNS} FROM run_status "
+                    f"SELECT {STATUS_COLUMNS} FROM run_status "
                     f"WHERE runId IN ({', '.join('?' * len(chunk))}) AND {_LIVE}"
                 )
                 rows.extend(conn.execute(sql, (*chunk, now)).fetchall())
@@ -478,7 +447,7 @@ class SQLiteStore(Store):
             where.append(f"({column} < ? OR ({column} = ? AND runId > ?))")
             params += [at, at, after_run]
         sql = (
-            f"SELECT {_STATUS_COLUMNS}, {column} FROM run_status WHERE {' AND '.join(where)} "
+            f"SELECT {STATUS_COLUMNS}, {column} FROM run_status WHERE {' AND '.join(where)} "
             f"ORDER BY {column} DESC, runId ASC LIMIT ?"
         )
         params.append(limit + 1)
