@@ -4,6 +4,7 @@ LINEAGE_CASSANDRA_HOSTS names a cluster (each test on a keyspace of its own)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -336,6 +337,55 @@ async def test_list_runs_refuses_foreign_cursors(store: Store) -> None:
         await store.list_runs(RunQuery(namespace="ns-cur", state="FAIL"), 5, page.next_cursor)
     with pytest.raises(InvalidCursor):
         await store.list_runs(RunQuery(namespace="ns-cur"), 5, page.next_cursor[:-2])
+
+
+async def walk_children(store: Store, run_id: str, limit: int) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    for _ in range(1000):
+        page = await store.list_children(run_id, limit, cursor)
+        assert len(page.runs) <= limit
+        seen.extend(r.run_id for r in page.runs)
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen
+    raise AssertionError("list_children never ended")
+
+
+@pytest.mark.parametrize("limit", [1, 4, 100])
+async def test_children_of_a_run_walk_every_page_once(store: Store, limit: int) -> None:
+    start = T0 + timedelta(minutes=3)
+    tasks = [
+        dataclasses.replace(
+            run_status(
+                f"task-{i:02d}",
+                "COMPLETE",
+                namespace="ns-kids",
+                job=f"dag.t{i}",
+                start=start,
+                end=start + timedelta(seconds=i + 1),
+            ),
+            parent_run_id="dag-run",
+            root_run_id="dag-run",
+        )
+        for i in range(9)
+    ]
+    other = dataclasses.replace(
+        run_status("stranger", "RUNNING", namespace="ns-kids", job="x", start=start),
+        parent_run_id="another-dag-run",
+    )
+    await store.write_run_statuses([*tasks, other])
+    assert await walk_children(store, "dag-run", limit) == [t.run_id for t in tasks]
+    assert await walk_children(store, "task-00", limit) == []
+    # A child whose parent changes (the fold learnt it later) leaves its old parent's list.
+    moved = dataclasses.replace(tasks[0], parent_run_id="another-dag-run")
+    await store.write_run_statuses([moved], {moved.run_id: tasks[0]})
+    assert await walk_children(store, "dag-run", limit) == [t.run_id for t in tasks[1:]]
+    assert await walk_children(store, "another-dag-run", limit) == ["stranger", "task-00"]
+    page = await store.list_children("dag-run", 2)
+    assert page.next_cursor
+    with pytest.raises(InvalidCursor):
+        await store.list_children("another-dag-run", 2, page.next_cursor)
 
 
 async def test_retention_expires_every_kind_of_row(make_store: StoreFactory) -> None:

@@ -334,6 +334,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
+        """The runs whose parent is ``run_id`` (a DAG run's task runs), in runId order.
+
+        Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
+        """
+
+    @abc.abstractmethod
     async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
         """The newest ``limit`` event ids of a run (to rebuild the fold's dedup list)."""
 

@@ -176,6 +176,13 @@ def _statements(ks: str) -> dict[str, str]:
             f"SELECT sortTime, runId FROM {ks}.runs_by_job WHERE namespace = ? AND jobName = ? "
             "AND bucket = ? AND sortTime >= ? AND sortTime <= ?"
         ),
+        "insert_parent_index": (
+            f"INSERT INTO {ks}.runs_by_parent (parentRunId, runId) VALUES (?, ?)"
+        ),
+        "delete_parent_index": (
+            f"DELETE FROM {ks}.runs_by_parent WHERE parentRunId = ? AND runId = ?"
+        ),
+        "select_parent_index": f"SELECT runId FROM {ks}.runs_by_parent WHERE parentRunId = ?",
         "insert_bucket": f"INSERT INTO {ks}.buckets (scope, name, bucket) VALUES (?, ?, ?)",
         "select_buckets": (
             f"SELECT bucket FROM {ks}.buckets WHERE scope = ? AND name = ? "
@@ -568,6 +575,11 @@ class CassandraStore(Store):
                 calls.append(self._execute(write, (*current, status.run_id)))
             if stale is not None and stale != current:
                 calls.append(self._execute(delete, (*stale, status.run_id)))
+        parent, old_parent = status.parent_run_id, before.parent_run_id if before else None
+        if parent is not None and (parent != old_parent or self.retention_s):
+            calls.append(self._execute("insert_parent_index", (parent, status.run_id)))
+        if old_parent is not None and old_parent != parent:
+            calls.append(self._execute("delete_parent_index", (old_parent, status.run_id)))
         await asyncio.gather(*calls)
 
     # ---- reads --------------------------------------------------------------------------
@@ -689,6 +701,27 @@ class CassandraStore(Store):
 
         runs, end = await walk_buckets(buckets, page, accept, limit, position, max(10 * limit, 500))
         return RunPage(runs, self._seal(scope, end))
+
+    async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
+        scope = f"children|{run_id}"
+        state = open_cursor(scope, cursor) if cursor else None
+        rows, next_state = await self._execute(
+            "select_parent_index", (run_id,), fetch_size=limit, paging_state=state
+        )
+        statuses = await self.get_run_statuses([r[0] for r in rows])
+        # keys only: the status row decides (a child that moved to another parent is skipped)
+        runs = [
+            statuses[r[0]]
+            for r in rows
+            if r[0] in statuses and statuses[r[0]].parent_run_id == run_id
+        ]
+        if next_state is not None and len(rows) >= limit:
+            ahead, _ = await self._execute(
+                "select_parent_index", (run_id,), fetch_size=1, paging_state=next_state
+            )
+            if not ahead:
+                next_state = None
+        return RunPage(runs, seal_cursor(scope, next_state) if next_state else None)
 
     async def get_non_run_events(self, namespace: str, name: str, limit: int) -> list[NonRunEvent]:
         buckets = await self._buckets("non_run", f"{namespace}\n{name}", _FAR_PAST, _FAR_FUTURE)

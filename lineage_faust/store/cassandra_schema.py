@@ -15,6 +15,8 @@ runs_by_state       (state, hour)                   "what failed in the last hou
                                                     Bounded by one hour's runs.
 runs_by_job         (namespace, jobName, month)     a job's run history, newest first.
                     (sortTime DESC, runId)          Bounded by one month of one job's runs.
+runs_by_parent      parentRunId (runId)             a run's children (a DAG run's task
+                                                    runs). Bounded by one run's children.
 buckets             (scope, name) (bucket DESC)     which hour/month/day partitions exist, so
                                                     a walk back in time skips empty ones. One
                                                     row per bucket; kept without TTL.
@@ -25,7 +27,7 @@ dead_letters        day (receivedAt DESC, source    the latest rejected messages
 schema_meta         name                            the schema version.
 ==================  ==============================  =========================================
 
-Index tables (``runs_by_state``, ``runs_by_job``) hold keys only: a listing reads the
+Index tables (``runs_by_state``, ``runs_by_job``, ``runs_by_parent``) hold keys only: a listing reads the
 statuses from ``run_status`` and drops index rows that no longer match it, so an index row
 left behind (a lost delete, a rebalance race) can never show a wrong state. That also makes a
 short ``gc_grace_seconds`` safe for them (a resurrected index row is filtered the same way),
@@ -36,7 +38,8 @@ from __future__ import annotations
 
 from ..config import CassandraOptions
 
-SCHEMA_VERSION = 1
+# 2: runs_by_parent (created in place by init-store / CREATE_SCHEMA=1)
+SCHEMA_VERSION = 2
 INDEX_GC_GRACE_S = 3 * 3600
 
 # Tables whose rows expire after LINEAGE_RETENTION (default_time_to_live); buckets and
@@ -46,6 +49,7 @@ DATA_TABLES = (
     "run_status",
     "runs_by_state",
     "runs_by_job",
+    "runs_by_parent",
     "non_run_events",
     "dead_letters",
 )
@@ -78,6 +82,11 @@ _TABLES = {
             PRIMARY KEY ((namespace, jobName, bucket), sortTime, runId)
         ) WITH CLUSTERING ORDER BY (sortTime DESC, runId ASC)
           AND gc_grace_seconds = {gc_grace} AND {options}""",
+    "runs_by_parent": """
+        CREATE TABLE IF NOT EXISTS {ks}.runs_by_parent (
+            parentRunId text, runId text,
+            PRIMARY KEY ((parentRunId), runId)
+        ) WITH gc_grace_seconds = {gc_grace} AND {options}""",
     "buckets": """
         CREATE TABLE IF NOT EXISTS {ks}.buckets (
             scope text, name text, bucket timestamp,

@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS run_status (
 CREATE INDEX IF NOT EXISTS run_status_by_state_time ON run_status (state, stateTime, runId);
 CREATE INDEX IF NOT EXISTS run_status_by_job ON run_status (namespace, jobName, runTime, runId);
 CREATE INDEX IF NOT EXISTS run_status_by_run_time ON run_status (runTime, runId);
-CREATE INDEX IF NOT EXISTS run_status_by_parent ON run_status (parentRunId);
+DROP INDEX IF EXISTS run_status_by_parent;
+CREATE INDEX IF NOT EXISTS run_status_by_parent_run ON run_status (parentRunId, runId);
 
 CREATE TABLE IF NOT EXISTS non_run_events (
     id INTEGER PRIMARY KEY,
@@ -459,6 +460,21 @@ class SQLiteStore(Store):
             position = last[-1].to_bytes(8, "big", signed=True) + last[0].encode()
             next_cursor = seal_cursor(scope, position)
         return RunPage([_status_row(r[:-1]) for r in rows], next_cursor)
+
+    async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
+        scope = f"children|{run_id}"
+        after = open_cursor(scope, cursor).decode() if cursor else ""
+        sql = (
+            f"SELECT {STATUS_COLUMNS} FROM run_status WHERE parentRunId = ? AND runId > ? "
+            f"AND {_LIVE} ORDER BY runId LIMIT ?"
+        )
+        params = (run_id, after, _now_us(), limit + 1)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = seal_cursor(scope, rows[-1][0].encode())
+        return RunPage([_status_row(r) for r in rows], next_cursor)
 
     async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
         sql = (
