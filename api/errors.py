@@ -17,14 +17,31 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        run_id: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        details: list | None = None,
+    ) -> None:
         super().__init__(error)
         self.status, self.error, self.run_id = status, error, run_id
+        self.headers, self.details = headers, details
 
 
-def error_response(status: int, error: str, run_id: str | None = None) -> JSONResponse:
-    body = Envelope(success=False, error=error, runId=run_id)
-    return JSONResponse(body.model_dump(), status_code=status)
+def error_response(
+    status: int,
+    error: str,
+    run_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    details: list | None = None,
+) -> JSONResponse:
+    body = Envelope(success=False, error=error, runId=run_id).model_dump()
+    if details is not None:  # POST /api/v1/lineage: what is wrong with each event
+        body["details"] = details
+    return JSONResponse(body, status, headers=headers)
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -38,7 +55,7 @@ def _describe_validation(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.error, exc.run_id)
+        return error_response(exc.status, exc.error, exc.run_id, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -55,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -93,6 +93,140 @@ class Run(BaseModel):
         )
 
 
+RUN_EXAMPLE = {
+    "runId": "019a2b7c-5d1e-7f3a-9c4b-2e8f6a1d3c5b",
+    "state": "FAIL",
+    "namespace": "airflow://prod",
+    "job": "etl_orders.load_orders",
+    "parentRunId": "019a2b7c-0000-7000-8000-000000000001",
+    "rootRunId": "019a2b7c-0000-7000-8000-000000000001",
+    "startTime": "2026-11-21T10:00:00.000Z",
+    "endTime": "2026-11-21T10:04:12.500Z",
+    "durationMs": 252500,
+    "firstEventTime": "2026-11-21T10:00:00.000Z",
+    "lastEventTime": "2026-11-21T10:04:12.500Z",
+    "lastEventType": "FAIL",
+    "eventCount": 3,
+    "errorMessage": "psycopg2.OperationalError: connection refused",
+    "nominalStartTime": "2026-11-21T10:00:00+00:00",
+    "processingType": "BATCH",
+    "updatedAt": "2026-11-21T10:04:13.020Z",
+}
+
+
+class RunLink(BaseModel):
+    """Another run this one points to (its parent DAG run), with its state when stored."""
+
+    runId: str
+    href: str
+    namespace: str | None = None
+    job: str | None = None
+    state: str | None = None
+
+
 class RunResponse(BaseModel):
     success: bool = True
     run: Run
+    parent: RunLink | None = Field(
+        None, description="The run's parent (a task run's DAG run), if it has one"
+    )
+    children: list[Run] = Field(
+        description="Runs whose parent is this run (a DAG run's task runs), first page"
+    )
+    childrenNextCursor: str | None = Field(
+        None, description="More children: GET /api/v1/runs/{runId}/children?cursor=..."
+    )
+
+    model_config = {
+        "json_schema_extra": {
+            "example": {
+                "success": True,
+                "run": RUN_EXAMPLE,
+                "parent": None,
+                "children": [],
+                "childrenNextCursor": None,
+            }
+        }
+    }
+
+
+class RunList(BaseModel):
+    """A page of runs. Pass ``nextCursor`` back as ``cursor`` for the next page; a page may
+    hold fewer than ``limit`` runs and still have a next one."""
+
+    success: bool = True
+    count: int
+    runs: list[Run]
+    nextCursor: str | None
+
+    model_config = {
+        "json_schema_extra": {
+            "example": {"success": True, "count": 1, "runs": [RUN_EXAMPLE], "nextCursor": None}
+        }
+    }
+
+
+class JobSummary(BaseModel):
+    """Figures over the runs of this page (the newest ``limit`` runs on the first page)."""
+
+    runs: int
+    lastState: str | None = Field(description="State of the newest run on the page")
+    states: dict[str, int] = Field(description="How many runs of the page are in each state")
+    successRate: float | None = Field(
+        description="COMPLETE / finished (COMPLETE+FAIL+ABORT) runs; null when none finished"
+    )
+    medianDurationMs: float | None = Field(description="Over the page's finished runs")
+
+
+class JobRuns(BaseModel):
+    success: bool = True
+    namespace: str
+    job: str
+    summary: JobSummary
+    count: int
+    runs: list[Run]
+    nextCursor: str | None
+
+
+class DeadLetterOut(BaseModel):
+    topic: str = Field(description="Where the rejected message came from")
+    partition: int
+    offset: int
+    reason: str = Field(description="Stable code: not_json, missing_field, too_large, ...")
+    detail: str
+    field: str | None
+    receivedAt: str | None
+    key: str | None = Field(description="The message key (UTF-8, or base64 when binary)")
+    value: str | None = Field(description="The original bytes: UTF-8, or base64 when binary")
+    valueEncoding: str = Field(description="utf-8 or base64")
+    valueBytes: int = Field(description="Size of the original value")
+    valueTruncated: bool = Field(description="value holds only the first bytes")
+
+
+class DeadLetters(BaseModel):
+    success: bool = True
+    count: int
+    deadLetters: list[DeadLetterOut]
+
+
+class IngestProblem(BaseModel):
+    index: int = Field(description="Position of the event in the request (0 for one event)")
+    reason: str
+    detail: str
+    field: str | None
+
+
+class IngestError(Envelope):
+    details: list[IngestProblem] | None = None
+
+
+class Ingested(BaseModel):
+    success: bool = True
+    accepted: int = Field(description="Events acknowledged by the broker")
+    topic: str
+
+
+class ApiHealth(BaseModel):
+    success: bool = True
+    store: str = Field(description="ok")
+    broker: str = Field(description="ok, connecting, or not configured (HTTP ingest only)")

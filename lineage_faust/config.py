@@ -62,6 +62,18 @@ class CassandraOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiAuth:
+    """Who may call the API: HTTP Basic users and bearer tokens (never logged)."""
+
+    users: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.users or self.tokens)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap: str | None  # None = start/use the embedded broker
     embedded_broker: bool  # the broker is the embedded Tansu (see app.py: one record per batch)
@@ -72,6 +84,8 @@ class Settings:
     data_dir: Path
     api_host: str
     api_port: int
+    api_auth: ApiAuth
+    api_max_body_bytes: int  # POST /api/v1/lineage, after decompression
     worker_host: str
     worker_port: int | None  # the worker's /health page; None = no web server
     max_event_bytes: int
@@ -261,6 +275,34 @@ def parse_cassandra(url: str, env: Mapping[str, str]) -> CassandraOptions:
     )
 
 
+def _entries(env: Mapping[str, str], name: str) -> list[str]:
+    """Comma-separated values of ``NAME``, plus one per line of the file ``NAME_FILE``
+    (Docker/Kubernetes secrets; blank lines and ``#`` comments ignored)."""
+    found = [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path!r}: cannot read it ({exc.strerror})") from None
+        found += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return found
+
+
+def parse_api_auth(env: Mapping[str, str]) -> ApiAuth:
+    users = []
+    for entry in _entries(env, "LINEAGE_API_USERS"):
+        user, sep, password = entry.partition(":")
+        if not sep or not user or not password:
+            # never echo the entry: it holds a password
+            raise ConfigError("LINEAGE_API_USERS: every entry must be user:password")
+        users.append((user, password))
+    tokens = _entries(env, "LINEAGE_API_TOKENS")
+    if any(len(t) < 16 for t in tokens):
+        raise ConfigError("LINEAGE_API_TOKENS: every token must be at least 16 characters")
+    return ApiAuth(tuple(users), tuple(tokens))
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     data_dir = Path(env.get("LINEAGE_DATA_DIR") or "./.lineage")
     topic = env.get("LINEAGE_TOPIC") or "openlineage.events"
@@ -280,6 +322,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         data_dir=data_dir,
         api_host=env.get("LINEAGE_API_HOST") or "127.0.0.1",
         api_port=_int(env, "LINEAGE_API_PORT", 8000, minimum=0),
+        api_auth=parse_api_auth(env),
+        api_max_body_bytes=_int(env, "LINEAGE_API_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
         worker_host=env.get("LINEAGE_WORKER_HOST") or "127.0.0.1",
         worker_port=_int(env, "LINEAGE_WORKER_PORT", 0, minimum=0) or None,
         max_event_bytes=_int(env, "LINEAGE_MAX_EVENT_BYTES", 1024 * 1024, minimum=1024),

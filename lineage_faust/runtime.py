@@ -15,7 +15,7 @@ def broker_file(settings: Settings) -> Path:
     return settings.data_dir / "broker.addr"
 
 
-def resolve_bootstrap(settings: Settings) -> Settings:
+def resolve_bootstrap(settings: Settings, *, required: bool = True) -> Settings:
     if settings.kafka_bootstrap:
         return settings
     path = broker_file(settings)
@@ -23,6 +23,8 @@ def resolve_bootstrap(settings: Settings) -> Settings:
         address = path.read_text().strip()
         if address:
             return dataclasses.replace(settings, kafka_bootstrap=address, embedded_broker=True)
+    if not required:
+        return settings
     raise click.ClickException(
         "no broker: set LINEAGE_KAFKA_BOOTSTRAP, or start the embedded stack with "
         f"`lineage-faust up` (it records its broker in {path})"

@@ -5,22 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from lineage_faust.store import MAX_PAGE_SIZE, Store
 
+from ..auth import authenticated
 from ..errors import ApiError
 from ..schemas import AtlasEvent, Envelope
 
 router = APIRouter(prefix="/api/atlas/v2/openlineage", tags=["atlas"])
-ERRORS = {400: {"model": Envelope}, 404: {"model": Envelope}, 503: {"model": Envelope}}
+ERRORS = {
+    400: {"model": Envelope, "description": "Bad parameter or pagingState"},
+    401: {"model": Envelope, "description": "No or wrong credentials (when configured)"},
+    404: {"model": Envelope, "description": "No such event"},
+    503: {"model": Envelope, "description": "The store is unavailable; retry shortly"},
+}
+GUARDED = [Depends(authenticated)]
 
 
 def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-@router.get("/runs/{runId}", response_model=Envelope, responses=ERRORS)
+@router.get("/runs/{runId}", response_model=Envelope, responses=ERRORS, dependencies=GUARDED)
 async def events_by_run(
     request: Request,
     runId: Annotated[str, Path(min_length=1, max_length=1024)],
@@ -40,7 +47,12 @@ async def events_by_run(
     )
 
 
-@router.get("/runs/{runId}/events/{eventId}", response_model=Envelope, responses=ERRORS)
+@router.get(
+    "/runs/{runId}/events/{eventId}",
+    response_model=Envelope,
+    responses=ERRORS,
+    dependencies=GUARDED,
+)
 async def event_by_id(
     request: Request,
     runId: Annotated[str, Path(min_length=1, max_length=1024)],

@@ -59,12 +59,20 @@ def worker() -> None:
 
 @main.command()
 def api() -> None:
-    """Run the query API alone (uvicorn on LINEAGE_API_HOST:LINEAGE_API_PORT)."""
+    """Run the query API alone (uvicorn on LINEAGE_API_HOST:LINEAGE_API_PORT).
+
+    HTTP ingest (POST /api/v1/lineage) produces to LINEAGE_KAFKA_BOOTSTRAP (or the embedded
+    broker of a running `up`); without a broker it answers 503 and the rest works."""
     from api.app import run_api
 
-    s = _settings()
+    from ..runtime import resolve_bootstrap
+
+    s = resolve_bootstrap(_settings(), required=False)
     _logging(s.log_level)
-    run_api(s)
+    try:
+        run_api(s)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

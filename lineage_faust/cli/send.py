@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from ..config import Settings
 from ..keying import message_key
+from ..producer import event_producer
 
 IN_FLIGHT = 2000  # messages awaiting the broker's acknowledgement at once
 
@@ -66,13 +66,7 @@ async def _send(
     settings: Settings, messages: list[bytes], topic: str, progress: bool
 ) -> SendSummary:
     summary = SendSummary()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
-        request_timeout_ms=30_000,
-    )
+    producer = event_producer(settings)
     try:
         await producer.start()
     except KafkaError as exc:

@@ -27,8 +27,9 @@ dead_letters        day (receivedAt DESC, source    the latest rejected messages
 schema_meta         name                            the schema version.
 ==================  ==============================  =========================================
 
-Index tables (``runs_by_state``, ``runs_by_job``, ``runs_by_parent``) hold keys only: a listing reads the
-statuses from ``run_status`` and drops index rows that no longer match it, so an index row
+Index tables (``runs_by_state``, ``runs_by_job``, ``runs_by_parent``) hold keys only: a
+listing reads the statuses from ``run_status`` and drops index rows that no longer match it,
+so an index row
 left behind (a lost delete, a rebalance race) can never show a wrong state. That also makes a
 short ``gc_grace_seconds`` safe for them (a resurrected index row is filtered the same way),
 which keeps the tombstones of runs that moved on (RUNNING -> COMPLETE) from piling up.

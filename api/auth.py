@@ -1,0 +1,93 @@
+"""HTTP Basic users and bearer tokens from configuration (``LINEAGE_API_USERS`` / ``_TOKENS``).
+
+Every route except health and metrics depends on ``authenticated``. Secrets are compared as
+SHA-256 digests with ``hmac.compare_digest`` against every configured entry, so the time a
+check takes says nothing about how much of a guess was right or which entry nearly matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials
+from fastapi.security import HTTPBearer as _HTTPBearer
+
+from lineage_faust.config import ApiAuth
+
+from .errors import ApiError
+
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="lineage-faust", Bearer realm="lineage-faust"'}
+
+# auto_error=False: a missing or malformed header is our 401 (in the envelope), and
+# OpenAPI still documents both schemes (Swagger's "Authorize" button).
+basic_scheme = HTTPBasic(auto_error=False, description="a user from LINEAGE_API_USERS")
+bearer_scheme = _HTTPBearer(auto_error=False, description="a token from LINEAGE_API_TOKENS")
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
+class Authenticator:
+    def __init__(self, auth: ApiAuth) -> None:
+        self.enabled = auth.enabled
+        self._users = [(_digest(u), _digest(p)) for u, p in auth.users]
+        self._tokens = [_digest(t) for t in auth.tokens]
+
+    def check_basic(self, username: str, password: str) -> bool:
+        user, secret = _digest(username), _digest(password)
+        ok = False
+        for known_user, known_secret in self._users:  # no early exit
+            ok |= hmac.compare_digest(user, known_user) & hmac.compare_digest(secret, known_secret)
+        return ok
+
+    def check_token(self, token: str) -> bool:
+        given = _digest(token)
+        ok = False
+        for known in self._tokens:
+            ok |= hmac.compare_digest(given, known)
+        return ok
+
+
+async def authenticated(
+    request: Request,
+    basic: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    checker: Authenticator = request.app.state.authenticator
+    if not checker.enabled:
+        return
+    if basic is not None and checker.check_basic(basic.username, basic.password):
+        return
+    if bearer is not None and checker.check_token(bearer.credentials):
+        return
+    given = basic is not None or bearer is not None
+    raise ApiError(
+        401,
+        "wrong credentials" if given else "authentication required (HTTP Basic or bearer token)",
+        headers=CHALLENGE,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def refuse_open_bind(host: str, auth: ApiAuth) -> str | None:
+    """Why the API must not start: listening beyond this machine with no credentials."""
+    if auth.enabled or is_loopback(host):
+        return None
+    return (
+        f"LINEAGE_API_HOST={host} would expose the API beyond this machine without "
+        "authentication. Set LINEAGE_API_USERS (user:password,...) or LINEAGE_API_TOKENS "
+        "(or their _FILE variants), or listen on 127.0.0.1."
+    )

@@ -1,0 +1,36 @@
+"""What every v1 route shares: the store, page limits, error documentation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query, Request
+
+from lineage_faust.store import MAX_PAGE_SIZE, Store
+
+from ..schemas import Envelope
+
+RunIdPath = Annotated[str, Path(min_length=1, max_length=1024, description="The run's runId")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Most runs per page")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=4096, description="nextCursor of the previous page (opaque)"),
+]
+
+_ERROR_TEXT = {
+    400: "Bad parameter or cursor (the envelope's error says which)",
+    401: "No or wrong credentials (when LINEAGE_API_USERS / LINEAGE_API_TOKENS are set)",
+    404: "Not found",
+    413: "Request body too large",
+    415: "Unsupported Content-Encoding",
+    503: "The store (or, for ingest, the broker) is unavailable; retry shortly",
+}
+
+
+def errors(*codes: int) -> dict:
+    """OpenAPI ``responses`` for these status codes, all in the error envelope."""
+    return {code: {"model": Envelope, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+def store_of(request: Request) -> Store:
+    return request.app.state.store

@@ -1,0 +1,25 @@
+"""Figures over a page of a job's runs (pure: no I/O, no FastAPI)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+
+from lineage_faust.store import RunStatus
+
+FINISHED = ("COMPLETE", "FAIL", "ABORT")
+
+
+def summarise(runs: Sequence[RunStatus]) -> dict:
+    """Runs newest first -> last state, count per state, success rate, median duration."""
+    states = Counter(r.state for r in runs)
+    finished = sum(states[s] for s in FINISHED)
+    durations = [r.duration_ms for r in runs if r.state in FINISHED and r.duration_ms is not None]
+    return {
+        "runs": len(runs),
+        "lastState": runs[0].state if runs else None,
+        "states": dict(sorted(states.items())),
+        "successRate": round(states["COMPLETE"] / finished, 4) if finished else None,
+        "medianDurationMs": statistics.median(durations) if durations else None,
+    }
