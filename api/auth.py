@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -70,24 +69,4 @@ async def authenticated(
         401,
         "wrong credentials" if given else "authentication required (HTTP Basic or bearer token)",
         headers=CHALLENGE,
-    )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
-
-
-def refuse_open_bind(host: str, auth: ApiAuth) -> str | None:
-    """Why the API must not start: listening beyond this machine with no credentials."""
-    if auth.enabled or is_loopback(host):
-        return None
-    return (
-        f"LINEAGE_API_HOST={host} would expose the API beyond this machine without "
-        "authentication. Set LINEAGE_API_USERS (user:password,...) or LINEAGE_API_TOKENS "
-        "(or their _FILE variants), or listen on 127.0.0.1."
     )

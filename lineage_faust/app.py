@@ -51,6 +51,11 @@ class _Expiry:
         default_factory=lambda: collections.defaultdict(collections.deque)
     )
     indexed: set[int] = field(default_factory=set)
+    # runs in the live table by state, for indexed partitions only (the /metrics gauge)
+    live: dict[int, collections.Counter[str]] = field(default_factory=dict)
+
+    def live_total(self) -> collections.Counter[str]:
+        return sum(self.live.values(), collections.Counter())
 
 
 def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://") -> faust.App:
@@ -103,10 +108,13 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         for fut in pending:
             await fut
 
+    write_seconds = stats.metrics.store_write
+
     async def store_batch(batch: Batch) -> None:
-        await store.write_events(batch.run_events)
-        await store.write_non_run_events(batch.non_run_events)
-        await store.write_dead_letters(batch.dead_letters())
+        with write_seconds.labels("events").time():
+            await store.write_events(batch.run_events)
+            await store.write_non_run_events(batch.non_run_events)
+            await store.write_dead_letters(batch.dead_letters())
 
     async def send_dead_letters(batch: Batch) -> None:
         letters = [
@@ -170,7 +178,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
 
     async def load_states(
         updates: list[RunUpdate],
-    ) -> tuple[dict[str, RunState | None], dict[str, RunStatus]]:
+    ) -> tuple[dict[str, RunState | None], dict[str, RunStatus], dict[str, str]]:
         """Each run's state: the live table entry, unless the store knows more.
 
         The store is the durable record and the table a cache of it. A run that left the
@@ -180,9 +188,12 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         run_ids = list(dict.fromkeys(u.run_id for u in updates))
         stored = await retrying("read run statuses", partial(store.get_run_statuses, run_ids))
         states: dict[str, RunState | None] = {}
+        in_table: dict[str, str] = {}  # run -> its state in the live table
         for run_id in run_ids:
             raw_state = runs.get(run_id.encode())
             live = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
+            if live is not None:
+                in_table[run_id] = live.state
             status = stored.get(run_id)
             if status is not None and (live is None or status.event_count > live.event_count):
                 seen = await retrying(
@@ -192,28 +203,41 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 live = state_from_status(status, seen, count)
                 stats.runs_revived += 1
             states[run_id] = live
-        return states, stored
+        return states, stored, in_table
 
     async def apply_updates(partition: int, updates: list[RunUpdate]) -> None:
         now = time.time()
-        states, stored = await load_states(updates)
+        states, stored, in_table = await load_states(updates)
+        before = {run_id: s.state if s else None for run_id, s in states.items()}
         changed: dict[str, RunState] = {}
+        duplicates = 0
         for update in updates:
             new, was_changed = apply_update(states[update.run_id], update, now)
             states[update.run_id] = new
             if was_changed:
                 changed[update.run_id] = new
             else:
-                stats.duplicates += 1
+                duplicates += 1
+        stats.record_duplicates(duplicates)
+        live = expiry.live.get(partition)
         for run_id, state in changed.items():
             runs[run_id.encode()] = orjson.dumps(state)
             if state.finished_at is not None:
                 expiry.queues[partition].append((state.finished_at, run_id))
+            if state.state != before[run_id]:
+                stats.metrics.run_state_changes.labels(state.state).inc()
+            if live is not None:
+                if run_id in in_table:
+                    live[in_table[run_id]] -= 1
+                live[state.state] += 1
         # Every touched run is written, changed or not: after a crash between the table write
         # and this one, the redelivered message finds nothing changed but the store behind.
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
-        await retrying("store run statuses", partial(store.write_run_statuses, statuses, stored))
+        with write_seconds.labels("run_statuses").time():
+            await retrying(
+                "store run statuses", partial(store.write_run_statuses, statuses, stored)
+            )
         stats.runs_updated += len(changed)
 
     def sweep(partition: int) -> None:
@@ -222,14 +246,17 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         queue = expiry.queues[partition]
         if partition not in expiry.indexed:  # first sweep since start/assignment: index it
             found = []
+            counts: collections.Counter[str] = collections.Counter()
             for key, value in runs.items():
                 run_id = key.decode()
                 if run_partition(run_id, settings.partitions) == partition:
-                    finished = orjson.loads(value).get("finished_at")
-                    if finished is not None:
-                        found.append((finished, run_id))
+                    data = orjson.loads(value)
+                    counts[data["state"]] += 1
+                    if data.get("finished_at") is not None:
+                        found.append((data["finished_at"], run_id))
             queue.extend(sorted(found))
             expiry.indexed.add(partition)
+            expiry.live[partition] = counts
         removed = 0
         while queue and now - queue[0][0] >= settings.run_retention_s:
             _, run_id = queue.popleft()
@@ -240,6 +267,8 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             if is_expired(state, now, settings.run_retention_s):
                 del runs[run_id.encode()]
                 removed += 1
+                if partition in expiry.live:
+                    expiry.live[partition][state.state] -= 1
         stats.runs_evicted += removed
         if removed:
             log.info(
@@ -260,7 +289,8 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 continue
             await apply_updates(partition, updates)
 
-    @app.timer(interval=max(1.0, settings.run_retention_s / 4))
+    # often enough that a newly assigned partition is soon indexed (and counted in /metrics)
+    @app.timer(interval=max(1.0, min(30.0, settings.run_retention_s / 4)))
     async def request_sweeps() -> None:
         # Timers run on every worker; the sweep itself runs in the agent owning each
         # partition, inside stream iteration, so table deletes go to the right changelog.
@@ -275,6 +305,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             if tp.topic == updates_topic.get_topic_name():
                 expiry.indexed.discard(tp.partition)
                 expiry.queues.pop(tp.partition, None)
+                expiry.live.pop(tp.partition, None)
 
     paused_before: set = set()
 
@@ -318,6 +349,27 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         """200 while the worker can do its work; 503 while it is waiting out an outage."""
         body = {**health.report(), "pipeline": stats.summary()}
         return view.json(body, status=200 if health.ok else 503)
+
+    def consumer_lag() -> list[tuple[str, int, int]]:
+        consumer = app.consumer
+        lag = []
+        for tp in sorted(consumer.assignment()):
+            try:  # positions known once fetching started
+                high = consumer.highwater(tp)
+                read = consumer._read_offset.get(tp)  # private Faust state; diagnostic only
+            except Exception:
+                continue
+            if high is not None:
+                position = read + 1 if read is not None else 0
+                lag.append((tp.topic, tp.partition, max(0, high - position)))
+        return lag
+
+    @app.page("/metrics")
+    async def metrics_page(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """Prometheus metrics of this worker (see lineage_faust/metrics.py)."""
+        text = stats.metrics.render(consumer_lag(), expiry.live_total())
+        # plain text/plain: aiohttp refuses parameters here, Prometheus reads it as 0.0.4
+        return view.bytes(text, content_type="text/plain")
 
     @app.timer(interval=10.0)
     async def report() -> None:

@@ -7,6 +7,7 @@ not deep inside Kafka or the store.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -301,6 +302,26 @@ def parse_api_auth(env: Mapping[str, str]) -> ApiAuth:
     if any(len(t) < 16 for t in tokens):
         raise ConfigError("LINEAGE_API_TOKENS: every token must be at least 16 characters")
     return ApiAuth(tuple(users), tuple(tokens))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def refuse_open_bind(host: str, auth: ApiAuth) -> str | None:
+    """Why the API must not start: listening beyond this machine with no credentials."""
+    if auth.enabled or is_loopback(host):
+        return None
+    return (
+        f"LINEAGE_API_HOST={host} would expose the API beyond this machine without "
+        "authentication. Set LINEAGE_API_USERS (user:password,...) or LINEAGE_API_TOKENS "
+        "(or their _FILE variants), or listen on 127.0.0.1."
+    )
 
 
 def parse_settings(env: Mapping[str, str]) -> Settings:

@@ -1,4 +1,5 @@
-"""Counters the worker keeps about what it did (logged; exported as metrics later)."""
+"""Counters the worker keeps about what it did: logged every 10 s, and exported to
+Prometheus through ``WorkerMetrics``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .metrics import WorkerMetrics
 
 if TYPE_CHECKING:
     from .triage import Batch
@@ -22,12 +25,24 @@ class Stats:
     runs_evicted: int = 0
     runs_revived: int = 0
     resumed_partitions: int = 0
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
     def record_batch(self, batch: Batch) -> None:
         self.consumed += batch.consumed
         self.stored_run_events += len(batch.run_events)
         self.stored_non_run_events += len(batch.non_run_events)
-        self.dead_lettered.update(r.rejection.reason for r in batch.rejected)
+        reasons = [r.rejection.reason for r in batch.rejected]
+        self.dead_lettered.update(reasons)
+        m = self.metrics
+        m.consumed.inc(batch.consumed)
+        m.stored.labels("run").inc(len(batch.run_events))
+        m.stored.labels("non_run").inc(len(batch.non_run_events))
+        for reason in reasons:
+            m.dead_lettered.labels(reason).inc()
+
+    def record_duplicates(self, n: int) -> None:
+        self.duplicates += n
+        self.metrics.deduplicated.inc(n)
 
     def summary(self) -> str:
         dead = sum(self.dead_lettered.values())

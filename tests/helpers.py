@@ -119,6 +119,7 @@ class Stack:
     def spawn(self, command: str, *args: str, tag: str | None = None) -> Proc:
         tag = tag or command
         log_path = self.tmp / f"{tag}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         handle = log_path.open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "lineage_faust", command, *args],

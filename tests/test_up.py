@@ -29,3 +29,11 @@ def test_bad_configuration_is_refused_with_the_variable_named(tmp_path: Path) ->
     done = run_cli(clean_env(LINEAGE_DATA_DIR=str(tmp_path), LINEAGE_PARTITIONS="many"), "up")
     assert done.returncode != 0
     assert "LINEAGE_PARTITIONS='many' is not a whole number" in done.stderr
+
+
+def test_up_refuses_an_open_bind_without_credentials(tmp_path: Path) -> None:
+    env = clean_env(LINEAGE_DATA_DIR=str(tmp_path), LINEAGE_API_HOST="0.0.0.0")
+    done = run_cli(env, "up")
+    assert done.returncode != 0
+    assert "without authentication" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "broker.addr").exists()  # nothing was started

@@ -26,11 +26,26 @@ class State(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """Query times without an offset are UTC."""
+def utc(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 query time; without an offset it is UTC. (Not pydantic's datetime: it
+    would also take a bare number as a Unix time, which the schema does not promise.)"""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{name}: {value[:40]!r} is not an ISO 8601 time") from None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+IsoTime = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="ISO 8601 time; without an offset, UTC",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
 
 
 def run_href(run_id: str) -> str:
@@ -83,8 +98,8 @@ async def list_runs(
     job: Annotated[
         str | None, Query(min_length=1, max_length=1024, description="Needs namespace")
     ] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
+    since: IsoTime = None,
+    until: IsoTime = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> RunList:
@@ -92,11 +107,15 @@ async def list_runs(
     failed run by when it failed: "what failed in the last hour?"); otherwise by start."""
     if job is not None and namespace is None:
         raise ApiError(400, "job: a job filter needs its namespace")
-    since, until = utc(since), utc(until)
-    if since is not None and until is not None and since > until:
+    since_at, until_at = utc("since", since), utc("until", until)
+    if since_at is not None and until_at is not None and since_at > until_at:
         raise ApiError(400, "since: must not be after until")
     query = RunQuery(
-        state=state.value if state else None, namespace=namespace, job=job, since=since, until=until
+        state=state.value if state else None,
+        namespace=namespace,
+        job=job,
+        since=since_at,
+        until=until_at,
     )
     page = await store_of(request).list_runs(query, limit, cursor or None)
     return RunList(

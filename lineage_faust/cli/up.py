@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import click
 
 from ..broker import EmbeddedBroker, wait_for_port
-from ..config import Settings
+from ..config import Settings, refuse_open_bind
 from ..runtime import broker_file
 
 STOP_TIMEOUT_S = 20.0
@@ -50,7 +50,22 @@ def _stop(children: list[Child]) -> None:
             child.process.wait()
 
 
+def _auth_hint(settings: Settings) -> str:
+    auth = settings.api_auth
+    if not auth.enabled:
+        return "off (loopback only; set LINEAGE_API_USERS or LINEAGE_API_TOKENS to require it)"
+    ways = []
+    if auth.users:
+        ways.append(f"HTTP Basic as one of {len(auth.users)} LINEAGE_API_USERS (curl -u user:pass)")
+    if auth.tokens:
+        ways.append('a LINEAGE_API_TOKENS token (-H "Authorization: Bearer <token>")')
+    return " or ".join(ways)
+
+
 def run_up(settings: Settings) -> int:
+    refusal = refuse_open_bind(settings.api_host, settings.api_auth)
+    if refusal:  # before anything starts, not as a dying child
+        raise click.ClickException(refusal)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     broker: EmbeddedBroker | None = None
@@ -88,7 +103,9 @@ def run_up(settings: Settings) -> int:
             f"  broker      {bootstrap}{' (embedded, memory only)' if broker else ''}\n"
             f"  topic       {settings.topic}   dead letters {settings.dlq_topic}\n"
             f"  store       {settings.describe_store()}\n"
-            f"  API         {api_url}   (docs: {api_url}/docs)\n"
+            f"  API         {api_url}   (docs: {api_url}/docs, metrics: {api_url}/metrics)\n"
+            f"  auth        {_auth_hint(settings)}\n"
+            f"  HTTP ingest POST {api_url}/api/v1/lineage  (OpenLineage HTTP transport)\n"
             f"  send events lineage-faust send tests/fixtures/airflow-3.3.2-provider-2.20.3.jsonl\n"
             "  stop        Ctrl-C\n",
             err=True,

@@ -1,0 +1,75 @@
+"""Prometheus metrics of the worker, served on its web port (``/metrics``) next to ``/health``.
+
+Counters move as the agents work; the gauges (consumer lag, live runs by state) are set when
+the page is scraped, from the consumer's positions and the live-run counts the agents keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.consumed = Counter(
+            "lineage_worker_events_consumed", "Messages read from the events topic", registry=r
+        )
+        self.stored = Counter(
+            "lineage_worker_events_stored",
+            "Events written to the store, by kind (run / non_run)",
+            ("kind",),
+            registry=r,
+        )
+        self.deduplicated = Counter(
+            "lineage_worker_events_deduplicated",
+            "Events already folded into their run (redeliveries): stored again idempotently, "
+            "not counted again",
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "lineage_worker_events_dead_lettered",
+            "Messages sent to the dead-letter topic, by reason",
+            ("reason",),
+            registry=r,
+        )
+        self.store_write = Histogram(
+            "lineage_worker_store_write_seconds",
+            "Time of one store write (a batch of events, or of run statuses), retries included",
+            ("operation",),
+            buckets=WRITE_BUCKETS,
+            registry=r,
+        )
+        self.run_state_changes = Counter(
+            "lineage_worker_run_state_changes",
+            "Runs entering a state (RUNNING, COMPLETE, FAIL, ABORT, UNKNOWN)",
+            ("state",),
+            registry=r,
+        )
+        self.live_runs = Gauge(
+            "lineage_worker_live_runs",
+            "Runs in this worker's live table by state (partitions counted once swept after "
+            "assignment)",
+            ("state",),
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "lineage_worker_consumer_lag",
+            "Messages not yet read, per assigned partition (high watermark - position)",
+            ("topic", "partition"),
+            registry=r,
+        )
+
+    def render(self, lag: Iterable[tuple[str, int, int]], live: Mapping[str, int]) -> bytes:
+        """The exposition text, gauges set from ``lag`` (topic, partition, lag) and ``live``."""
+        self.consumer_lag.clear()
+        for topic, partition, behind in lag:
+            self.consumer_lag.labels(topic, str(partition)).set(behind)
+        self.live_runs.clear()
+        for state, count in live.items():
+            self.live_runs.labels(state).set(count)
+        return generate_latest(self.registry)
