@@ -11,7 +11,7 @@ import yaml
 
 import lineage_faust.config as config_module
 from lineage_faust.cli.main import main as cli
-from lineage_faust.config import parse_settings
+from lineage_faust.config import parse_settings, refuse_open_bind
 
 COMPOSE = Path(__file__).parent.parent / "compose"
 SPEC = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
@@ -45,6 +45,14 @@ def test_every_lineage_variable_is_read_by_the_settings(service: str) -> None:
     assert not unknown, f"{service} sets variables nothing reads: {sorted(unknown)}"
     settings = parse_settings(env)  # and the values themselves are valid
     assert settings.cassandra is not None and settings.kafka_bootstrap == "kafka:9092"
+
+
+def test_the_api_listens_openly_only_with_credentials() -> None:
+    env = {k: str(v) for k, v in SERVICES["api"]["environment"].items()}
+    settings = parse_settings(env)
+    assert settings.api_host == "0.0.0.0" and settings.api_auth.tokens
+    assert refuse_open_bind(settings.api_host, settings.api_auth) is None
+    assert env["LINEAGE_API_TOKENS"].startswith("${LINEAGE_API_TOKENS:?")  # no default secret
 
 
 def test_the_settings_check_can_fail() -> None:
