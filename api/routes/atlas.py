@@ -56,7 +56,7 @@ async def events_by_run(
 async def event_by_id(
     request: Request,
     runId: Annotated[str, Path(min_length=1, max_length=1024)],
-    eventId: Annotated[str, Path(max_length=64)],
+    eventId: Annotated[str, Path(max_length=64, json_schema_extra={"format": "uuid"})],
 ) -> Envelope:
     try:
         event_uuid = uuid.UUID(eventId)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Query, Request, Response
+from pydantic import BaseModel
 
 from lineage_faust.store import MAX_PAGE_SIZE, Store
 
@@ -34,3 +35,9 @@ def errors(*codes: int) -> dict:
 
 def store_of(request: Request) -> Store:
     return request.app.state.store
+
+
+def json_response(model: BaseModel, status_code: int = 200) -> Response:
+    """The model as JSON, serialised once by pydantic (a returned Response is not validated
+    again against ``response_model``, which stays for the OpenAPI schema)."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from lineage_faust.store import DeadLetter
 
 from ..schemas import DeadLetterOut, DeadLetters, iso_ms
-from .common import errors, store_of
+from .common import errors, json_response, store_of
 
 router = APIRouter(prefix="/api/v1", tags=["dead letters"])
 VALUE_PREVIEW_BYTES = 64 * 1024  # the whole message stays on the dead-letter topic
@@ -50,8 +50,10 @@ def dead_letter_out(letter: DeadLetter) -> DeadLetterOut:
 @router.get("/dead-letters", response_model=DeadLetters, responses=errors(400, 401, 503))
 async def dead_letters(
     request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50
-) -> DeadLetters:
+) -> Response:
     """The most recently rejected messages, newest first: the reason, the source
     topic/partition/offset, and the original bytes (first 64 KiB)."""
     letters = await store_of(request).get_dead_letters(limit)
-    return DeadLetters(count=len(letters), deadLetters=[dead_letter_out(d) for d in letters])
+    return json_response(
+        DeadLetters(count=len(letters), deadLetters=[dead_letter_out(d) for d in letters])
+    )

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from lineage_faust.store import RunQuery
 
 from ..errors import ApiError
 from ..schemas import Run, RunLink, RunList, RunResponse
-from .common import Cursor, Limit, RunIdPath, errors, store_of
+from .common import Cursor, Limit, RunIdPath, errors, json_response, store_of
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 CHILDREN_INLINE = 100
@@ -53,7 +53,7 @@ def run_href(run_id: str) -> str:
 
 
 @router.get("/runs/{runId}", response_model=RunResponse, responses=errors(400, 401, 404, 503))
-async def run_status(request: Request, runId: RunIdPath) -> RunResponse:
+async def run_status(request: Request, runId: RunIdPath) -> Response:
     """A run's current status as folded from its events, its parent (a task run's DAG run)
     and its children (a DAG run's task runs; the first 100, then ``/children``)."""
     store = store_of(request)
@@ -71,22 +71,26 @@ async def run_status(request: Request, runId: RunIdPath) -> RunResponse:
             job=found.job if found else None,
             state=found.state if found else None,
         )
-    return RunResponse(
-        run=Run.of(status),
-        parent=parent,
-        children=[Run.of(c) for c in children.runs],
-        childrenNextCursor=children.next_cursor,
+    return json_response(
+        RunResponse(
+            run=Run.of(status),
+            parent=parent,
+            children=[Run.of(c) for c in children.runs],
+            childrenNextCursor=children.next_cursor,
+        )
     )
 
 
 @router.get("/runs/{runId}/children", response_model=RunList, responses=errors(400, 401, 503))
 async def run_children(
     request: Request, runId: RunIdPath, limit: Limit = 100, cursor: Cursor = None
-) -> RunList:
+) -> Response:
     """All runs whose parent is this run, in runId order, paginated."""
     page = await store_of(request).list_children(runId, limit, cursor or None)
-    return RunList(
-        count=len(page.runs), runs=[Run.of(r) for r in page.runs], nextCursor=page.next_cursor
+    return json_response(
+        RunList(
+            count=len(page.runs), runs=[Run.of(r) for r in page.runs], nextCursor=page.next_cursor
+        )
     )
 
 
@@ -102,7 +106,7 @@ async def list_runs(
     until: IsoTime = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> RunList:
+) -> Response:
     """Runs newest first. With ``state``, ordered and bounded by when they entered it (a
     failed run by when it failed: "what failed in the last hour?"); otherwise by start."""
     if job is not None and namespace is None:
@@ -118,6 +122,8 @@ async def list_runs(
         until=until_at,
     )
     page = await store_of(request).list_runs(query, limit, cursor or None)
-    return RunList(
-        count=len(page.runs), runs=[Run.of(r) for r in page.runs], nextCursor=page.next_cursor
+    return json_response(
+        RunList(
+            count=len(page.runs), runs=[Run.of(r) for r in page.runs], nextCursor=page.next_cursor
+        )
     )

@@ -83,9 +83,15 @@ CREATE TABLE IF NOT EXISTS run_status (
     stateTime INTEGER NOT NULL,          -- base.state_time: "failed in the last hour" order
     expiresAt INTEGER
 );
-CREATE INDEX IF NOT EXISTS run_status_by_state_time ON run_status (state, stateTime, runId);
-CREATE INDEX IF NOT EXISTS run_status_by_job ON run_status (namespace, jobName, runTime, runId);
-CREATE INDEX IF NOT EXISTS run_status_by_run_time ON run_status (runTime, runId);
+-- In listing order (time DESC, runId ASC), so a page is an index range scan with no sort.
+DROP INDEX IF EXISTS run_status_by_state_time;
+DROP INDEX IF EXISTS run_status_by_job;
+DROP INDEX IF EXISTS run_status_by_run_time;
+CREATE INDEX IF NOT EXISTS run_status_by_state_listing
+    ON run_status (state, stateTime DESC, runId ASC);
+CREATE INDEX IF NOT EXISTS run_status_by_job_listing
+    ON run_status (namespace, jobName, runTime DESC, runId ASC);
+CREATE INDEX IF NOT EXISTS run_status_by_run_time_listing ON run_status (runTime DESC, runId ASC);
 DROP INDEX IF EXISTS run_status_by_parent;
 CREATE INDEX IF NOT EXISTS run_status_by_parent_run ON run_status (parentRunId, runId);
 
