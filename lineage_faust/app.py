@@ -234,10 +234,12 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # and this one, the redelivered message finds nothing changed but the store behind.
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
-        with write_seconds.labels("run_statuses").time():
-            await retrying(
-                "store run statuses", partial(store.write_run_statuses, statuses, stored)
-            )
+
+        async def write_statuses() -> None:
+            with write_seconds.labels("run_statuses").time():
+                await store.write_run_statuses(statuses, stored)
+
+        await retrying("store run statuses", write_statuses)
         stats.runs_updated += len(changed)
 
     def sweep(partition: int) -> None:

@@ -39,7 +39,7 @@ class WorkerMetrics:
         )
         self.store_write = Histogram(
             "lineage_worker_store_write_seconds",
-            "Time of one store write (a batch of events, or of run statuses), retries included",
+            "Time of one attempt to write a batch to the store (events, or run statuses)",
             ("operation",),
             buckets=WRITE_BUCKETS,
             registry=r,
