@@ -50,6 +50,7 @@ def test_generated_requests_get_no_server_errors(broker: EmbeddedBroker, tmp_pat
             text=True,
             timeout=600,
             env=stack.env,
+            cwd=tmp_path,  # its cache (.schemathesis/) stays out of the checkout
         )
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
         print(result.stdout[-3000:])
