@@ -51,3 +51,16 @@ def drop_keyspace(keyspace: str) -> None:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
         cluster.shutdown()
+
+
+def use_store(kind: str, db_path: object, env: dict[str, str]) -> tuple[str, str | None]:
+    """Point a process environment at a fresh store of ``kind`` (SQLite at ``db_path``, or a
+    new Cassandra keyspace). Returns the store URL and the keyspace to drop afterwards."""
+    if kind == "sqlite":
+        url, keyspace = f"sqlite:///{db_path}", None
+    else:
+        keyspace = new_keyspace()
+        url = cassandra_url(keyspace)
+        env.update(cassandra_env())
+    env["LINEAGE_STORE"] = url
+    return url, keyspace

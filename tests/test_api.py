@@ -17,13 +17,7 @@ from lineage_faust.runstate import RunUpdate, fold
 from lineage_faust.store import StoredEvent, open_store
 from lineage_faust.store.base import status_from_state
 
-from .cassandra_support import (
-    STORE_KINDS,
-    cassandra_env,
-    cassandra_url,
-    drop_keyspace,
-    new_keyspace,
-)
+from .cassandra_support import STORE_KINDS, drop_keyspace, use_store
 from .helpers import SAMPLES, Stack
 
 LINES = [line for line in SAMPLES.read_bytes().splitlines() if line.strip()]
@@ -51,14 +45,7 @@ def api(
 ) -> Iterator[httpx.Client]:
     tmp = tmp_path_factory.mktemp("api")
     stack = Stack(tmp=tmp, bootstrap="127.0.0.1:1", name="api")  # the read API needs no broker
-    keyspace = None
-    if request.param == "sqlite":
-        store_url = f"sqlite:///{stack.db_path}"
-    else:
-        keyspace = new_keyspace()
-        store_url = cassandra_url(keyspace)
-        stack.extra_env.update(cassandra_env())
-    stack.extra_env["LINEAGE_STORE"] = store_url
+    store_url, keyspace = use_store(request.param, stack.db_path, stack.extra_env)
     asyncio.run(_populate(store_url))
     proc = stack.start_api()
     try:

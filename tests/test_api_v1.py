@@ -24,13 +24,7 @@ from lineage_faust.runstate import RunUpdate, fold
 from lineage_faust.store import DeadLetter, RunQuery, StoredEvent, open_store
 from lineage_faust.store.base import status_from_state
 
-from .cassandra_support import (
-    STORE_KINDS,
-    cassandra_env,
-    cassandra_url,
-    drop_keyspace,
-    new_keyspace,
-)
+from .cassandra_support import STORE_KINDS, drop_keyspace, use_store
 from .helpers import SAMPLES, Stack, clean_env, run_cli
 from .runs_data import T0, expected, sixty_runs
 
@@ -86,15 +80,8 @@ async def _populate(store_url: str) -> None:
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("api-v1")
     stack = Stack(tmp=tmp, bootstrap="127.0.0.1:1", name="apiv1")  # no broker there
-    keyspace = None
-    if request.param == "sqlite":
-        store_url = f"sqlite:///{stack.db_path}"
-    else:
-        keyspace = new_keyspace()
-        store_url = cassandra_url(keyspace)
-        stack.extra_env.update(cassandra_env())
+    store_url, keyspace = use_store(request.param, stack.db_path, stack.extra_env)
     stack.extra_env.update(
-        LINEAGE_STORE=store_url,
         LINEAGE_API_USERS=f"someone:else,{USER}:{PASSWORD}",
         LINEAGE_API_TOKENS=TOKEN,
         LINEAGE_API_MAX_BODY_BYTES="100000",

@@ -18,6 +18,7 @@ from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
 from lineage_faust.store import (
     InvalidCursor,
+    RunPage,
     RunQuery,
     SchemaError,
     Store,
@@ -204,17 +205,22 @@ async def test_non_run_events_and_dead_letters(store: Store) -> None:
     assert await store.get_dead_letters(10) == [letter]
 
 
-async def walk(store: Store, query: RunQuery, limit: int) -> list[str]:
+async def walk_pages(fetch: Callable[[str | None], Awaitable[RunPage]], limit: int) -> list[str]:
+    """Every run of every page, in order (each page checked against ``limit``)."""
     seen: list[str] = []
     cursor = None
     for _ in range(1000):
-        page = await store.list_runs(query, limit, cursor)
+        page = await fetch(cursor)
         assert len(page.runs) <= limit
         seen.extend(r.run_id for r in page.runs)
         cursor = page.next_cursor
         if cursor is None:
             return seen
-    raise AssertionError("list_runs never ended")
+    raise AssertionError("the pages never ended")
+
+
+async def walk(store: Store, query: RunQuery, limit: int) -> list[str]:
+    return await walk_pages(lambda cursor: store.list_runs(query, limit, cursor), limit)
 
 
 @pytest.mark.parametrize("limit", [1, 7, 100])
@@ -277,16 +283,7 @@ async def test_list_runs_refuses_foreign_cursors(store: Store) -> None:
 
 
 async def walk_children(store: Store, run_id: str, limit: int) -> list[str]:
-    seen: list[str] = []
-    cursor = None
-    for _ in range(1000):
-        page = await store.list_children(run_id, limit, cursor)
-        assert len(page.runs) <= limit
-        seen.extend(r.run_id for r in page.runs)
-        cursor = page.next_cursor
-        if cursor is None:
-            return seen
-    raise AssertionError("list_children never ended")
+    return await walk_pages(lambda cursor: store.list_children(run_id, limit, cursor), limit)
 
 
 @pytest.mark.parametrize("limit", [1, 4, 100])
