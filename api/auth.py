@@ -12,8 +12,12 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials
-from fastapi.security import HTTPBearer as _HTTPBearer
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 
 from lineage_faust.config import ApiAuth
 
@@ -24,7 +28,7 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="lineage-faust", Bearer realm="lin
 # auto_error=False: a missing or malformed header is our 401 (in the envelope), and
 # OpenAPI still documents both schemes (Swagger's "Authorize" button).
 basic_scheme = HTTPBasic(auto_error=False, description="a user from LINEAGE_API_USERS")
-bearer_scheme = _HTTPBearer(auto_error=False, description="a token from LINEAGE_API_TOKENS")
+bearer_scheme = HTTPBearer(auto_error=False, description="a token from LINEAGE_API_TOKENS")
 
 
 def _digest(secret: str) -> bytes:
