@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint format bench clean
+.PHONY: run test test-fast lint format bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the whole system on this machine (embedded broker, worker, API)
 	$(BIN)/lineage-faust up
 
-test: $(STAMP)  ## lint, then every test (unit, store contract, API over HTTP, end to end, crash)
+test: $(STAMP) browser  ## lint, then every test (unit, store contract, API over HTTP, end to end, crash, board in Chromium)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## unit tests only (no broker, no processes)
 	$(BIN)/python -m pytest -m "not integration"
+
+browser:  ## Debian's chromium for the ops board's browser test (installed when root can)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (the ops board's browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed: the board's browser test will be skipped"; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -230,3 +230,33 @@ class ApiHealth(BaseModel):
     success: bool = True
     store: str = Field(description="ok")
     broker: str = Field(description="ok, connecting, or not configured (HTTP ingest only)")
+
+
+class AlertOut(BaseModel):
+    """One alert: the same JSON the alerts topic and webhooks carry."""
+
+    alertId: str = Field(description="Deterministic: the same condition of a run, the same id")
+    kind: str = Field(description="failed, retrying_failure, stuck, overdue or recovered")
+    severity: str = Field(description="info, warning or critical")
+    paged: bool = Field(description="Sent to webhooks (retrying failures are recorded only)")
+    runId: str
+    namespace: str
+    job: str
+    state: str
+    raisedAt: str
+    parentRunId: str | None
+    rootRunId: str | None
+    errorMessage: str | None
+    stackTrace: str | None = Field(description="The first lines of the stack trace")
+    startedAt: str | None
+    endedAt: str | None
+    tryNumber: int | None
+    detail: str
+    runUrl: str
+
+
+class AlertList(BaseModel):
+    success: bool = True
+    count: int
+    alerts: list[AlertOut]
+    nextCursor: str | None

@@ -20,7 +20,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -29,13 +29,18 @@ from typing import TypeVar
 import faust
 import orjson
 
+from . import alerting
+from .alerting import Alert
 from .config import Settings
 from .identity import run_partition
+from .live import live_change
+from .notify import WebhookSender
+from .recovery import SeekThenResumeTableManager
 from .retry import retry_forever
-from .runstate import MAX_SEEN, RunState, RunUpdate, apply_update, is_expired
+from .runstate import MAX_SEEN, RUNNING, RunState, RunUpdate, apply_update, is_expired
 from .stats import Health, Stats
 from .store import Store
-from .store.base import RunStatus, state_from_status, status_from_state
+from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
 from .triage import Batch, RawMessage, decode_updates, triage
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,8 @@ class _Expiry:
     indexed: set[int] = field(default_factory=set)
     # runs in the live table by state, for indexed partitions only (the /metrics gauge)
     live: dict[int, collections.Counter[str]] = field(default_factory=dict)
+    # unfinished runs in the live table, for indexed partitions (stuck/overdue checks)
+    running: dict[int, set[str]] = field(default_factory=dict)
 
     def live_total(self) -> collections.Counter[str]:
         return sum(self.live.values(), collections.Counter())
@@ -63,6 +70,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store=table_store,
+        TableManager=SeekThenResumeTableManager,  # see recovery.py: Faust's resume/seek race
         datadir=str(settings.data_dir / "faust"),
         # the worker's own small web server: /health (off unless LINEAGE_WORKER_PORT is set)
         web_enabled=settings.worker_port is not None,
@@ -91,6 +99,9 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     )
     events_topic = app.topic(settings.topic, allow_empty=True)
     dlq_topic = app.topic(settings.dlq_topic)
+    alerts_topic = app.topic(settings.alerts_topic)
+    live_topic = app.topic(settings.live_topic)
+    rules = settings.alert_rules
     updates_topic = app.topic(
         f"{settings.app_id}-run-updates", partitions=settings.partitions, internal=True
     )
@@ -168,6 +179,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         manual = stream.noack()
         pending: list[faust.EventT] = []
         async for event in manual.events():
+            note_offset(event)
             pending.append(event)
             if len(pending) < settings.batch_size and not manual.channel.empty():
                 continue
@@ -205,6 +217,9 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             states[run_id] = live
         return states, stored, in_table
 
+    # (namespace, job) -> (cached until, typical duration in ms or None: too few samples)
+    typical: dict[tuple[str, str], tuple[float, int | None]] = {}
+
     async def apply_updates(partition: int, updates: list[RunUpdate]) -> None:
         now = time.time()
         states, stored, in_table = await load_states(updates)
@@ -219,7 +234,10 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             else:
                 duplicates += 1
         stats.record_duplicates(duplicates)
+        alerts = [a for state in changed.values() for a in alerting.on_change(state, rules, now)]
+        remember_alerts(states, alerts)
         live = expiry.live.get(partition)
+        running = expiry.running.get(partition)
         for run_id, state in changed.items():
             runs[run_id.encode()] = orjson.dumps(state)
             if state.finished_at is not None:
@@ -230,6 +248,8 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 if run_id in in_table:
                     live[in_table[run_id]] -= 1
                 live[state.state] += 1
+            if running is not None:
+                (running.discard if state.is_terminal else running.add)(run_id)
         # Every touched run is written, changed or not: after a crash between the table write
         # and this one, the redelivered message finds nothing changed but the store behind.
         updated_at = datetime.now(UTC)
@@ -241,13 +261,112 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
 
         await retrying("store run statuses", write_statuses)
         stats.runs_updated += len(changed)
+        for state in changed.values():  # now in the store: the job's typical duration may move
+            if state.state == "COMPLETE":
+                typical.pop((state.namespace, state.job), None)
+        moved = [s for run_id, s in changed.items() if s.state != before[run_id]]
+        await publish(moved, before, alerts)
 
-    def sweep(partition: int) -> None:
-        """Drop finished runs older than the retention window from the live table."""
+    def remember_alerts(states: Mapping[str, RunState | None], alerts: list[Alert]) -> None:
+        """Note each raised kind in its run's state (the changelog-backed table), so the same
+        condition is not raised again; the store's alerts table backs this up (record_alerts)."""
+        for alert in alerts:
+            state = states[alert.run_id]
+            assert state is not None
+            if alert.kind not in state.alerted:
+                state.alerted = [*state.alerted, alert.kind]
+
+    async def publish(
+        moved: list[RunState], before: Mapping[str, str | None], alerts: list[Alert]
+    ) -> None:
+        """Alerts through the outbox (store, then topics, then marked published), and the run
+        state changes, to the alerts topic and the live topic the API streams from."""
+        pending = await retrying("record alerts", partial(store.record_alerts, alerts))
+        if not moved and not pending:
+            return
+        public = settings.public_url
+        live_message = {
+            "changes": [live_change(s, before.get(s.run_id)) for s in moved],
+            "alerts": [a.to_dict(public) for a in pending],
+        }
+        messages = [
+            {"key": a.run_id.encode(), "value": orjson.dumps(a.to_dict(public))} for a in pending
+        ]
+
+        async def send() -> None:
+            await send_all(alerts_topic, messages)
+            await send_all(live_topic, [{"key": None, "value": orjson.dumps(live_message)}])
+
+        await retrying("publish alerts and changes", send)
+        if pending:
+            ids = [a.alert_id for a in pending]
+            await retrying("mark alerts published", partial(store.mark_alerts_published, ids))
+            for a in pending:
+                stats.metrics.alerts.labels(a.kind, str(a.paged).lower()).inc()
+                log.log(
+                    logging.WARNING if a.paged else logging.INFO,
+                    "alert %s (%s): run %s of %s/%s: %s",
+                    a.kind,
+                    a.severity,
+                    a.run_id,
+                    a.namespace,
+                    a.job,
+                    a.detail,
+                )
+
+    async def typical_duration(state: RunState, now: float) -> int | None:
+        """The job's median duration over its recent completed runs (the store's job history,
+        cached for a minute, or until one of its runs completes)."""
+        key = (state.namespace, state.job)
+        cached = typical.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        limits = rules.limits(*key)
+        query = RunQuery(state="COMPLETE", namespace=key[0], job=key[1])
+        page = await retrying("read job history", partial(store.list_runs, query, 20))
+        durations = [r.duration_ms for r in page.runs if r.duration_ms is not None]
+        value = alerting.typical_duration_ms(durations, limits.min_samples)
+        if len(typical) > 10_000:
+            typical.clear()
+        typical[key] = (now + 60.0, value)
+        return value
+
+    async def check_running(partition: int, now: float) -> None:
+        """Stuck and overdue runs of this partition (inside stream iteration: table writes
+        land in the partition's changelog)."""
+        alerts: list[Alert] = []
+        states: dict[str, RunState | None] = {}
+        for run_id in list(expiry.running.get(partition, ())):
+            raw_state = runs.get(run_id.encode())
+            if raw_state is None:
+                expiry.running[partition].discard(run_id)
+                continue
+            state = RunState.from_dict(orjson.loads(raw_state))
+            if state.is_terminal:
+                expiry.running[partition].discard(run_id)
+                continue
+            typical_ms = None
+            if alerting.Kind.OVERDUE not in state.alerted and state.state == RUNNING:
+                typical_ms = await typical_duration(state, now)
+            found = alerting.on_sweep(state, rules, now, typical_ms)
+            if found:
+                states[run_id] = state
+                alerts.extend(found)
+        if not alerts:
+            return
+        remember_alerts(states, alerts)
+        for run_id, state in states.items():
+            runs[run_id.encode()] = orjson.dumps(state)
+        await publish([], {}, alerts)
+
+    async def sweep(partition: int) -> None:
+        """Drop finished runs older than the retention window from the live table, and look
+        for stuck and overdue runs."""
         now = time.time()
         queue = expiry.queues[partition]
         if partition not in expiry.indexed:  # first sweep since start/assignment: index it
             found = []
+            running_now: set[str] = set()
             counts: collections.Counter[str] = collections.Counter()
             for key, value in runs.items():
                 run_id = key.decode()
@@ -256,9 +375,12 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                     counts[data["state"]] += 1
                     if data.get("finished_at") is not None:
                         found.append((data["finished_at"], run_id))
+                    else:
+                        running_now.add(run_id)
             queue.extend(sorted(found))
             expiry.indexed.add(partition)
             expiry.live[partition] = counts
+            expiry.running[partition] = running_now
         removed = 0
         while queue and now - queue[0][0] >= settings.run_retention_s:
             _, run_id = queue.popleft()
@@ -276,13 +398,15 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             log.info(
                 "evicted %d finished runs from the live table (partition %d)", removed, partition
             )
+        await check_running(partition, now)
 
     @app.agent(updates_topic, name="track_runs")
     async def track_runs(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            note_offset(event)
             partition = event.message.partition
             if event.value == SWEEP:
-                sweep(partition)
+                await sweep(partition)
                 continue
             try:
                 updates = decode_updates(event.value)
@@ -291,8 +415,23 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 continue
             await apply_updates(partition, updates)
 
+    if settings.webhooks:
+        sender = WebhookSender(settings.webhooks, settings.webhook_format, metrics=stats.metrics)
+
+        @app.agent(alerts_topic, name="notify")
+        async def notify_webhooks(stream: faust.StreamT) -> None:
+            # Its own agent: a receiver that is down delays webhooks, never the event stream.
+            # An alert is acknowledged once every webhook took it (at-least-once).
+            async for event in stream.events():
+                try:
+                    alert = orjson.loads(event.value)
+                except orjson.JSONDecodeError:
+                    log.error("undecodable alert at offset %d, skipped", event.message.offset)
+                    continue
+                await sender.deliver(alert)
+
     # often enough that a newly assigned partition is soon indexed (and counted in /metrics)
-    @app.timer(interval=max(1.0, min(30.0, settings.run_retention_s / 4)))
+    @app.timer(interval=settings.sweep_interval_s)
     async def request_sweeps() -> None:
         # Timers run on every worker; the sweep itself runs in the agent owning each
         # partition, inside stream iteration, so table deletes go to the right changelog.
@@ -304,10 +443,30 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     @app.on_partitions_revoked.connect
     async def forget_index(app: faust.App, revoked: set, **kwargs: object) -> None:
         for tp in revoked:
+            next_offsets.pop(tp, None)
             if tp.topic == updates_topic.get_topic_name():
                 expiry.indexed.discard(tp.partition)
                 expiry.queues.pop(tp.partition, None)
                 expiry.live.pop(tp.partition, None)
+                expiry.running.pop(tp.partition, None)
+
+    next_offsets: dict = {}
+
+    def note_offset(event: faust.EventT) -> None:
+        """Count offsets a stream skipped. Every message of our topics has an offset of its
+        own, so a jump means Faust dropped messages (recovery.py fixes the race found so)."""
+        message = event.message
+        expected = next_offsets.get(message.tp)
+        if expected is not None and message.offset > expected:
+            stats.metrics.offset_gaps.labels(message.topic).inc(message.offset - expected)
+            log.warning(
+                "%s[%d]: offsets %d..%d were never delivered to the agent",
+                message.topic,
+                message.partition,
+                expected,
+                message.offset - 1,
+            )
+        next_offsets[message.tp] = message.offset + 1
 
     paused_before: set = set()
 
@@ -330,7 +489,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         paused_before = paused - paused_before
         if app.rebalancing:
             return
-        # Diagnosis for the rare post-restart stall (README, Guarantees): assigned partitions
+        # Diagnosis for a stalled stream (README, Guarantees): assigned partitions
         # that Faust neither fetches nor knows to be paused.
         try:  # private Faust state: a diagnostic must never take the worker down
             unfetched = (

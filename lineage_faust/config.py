@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import orjson
+
+from .alerting import AlertRules, Limits, Policy, parse_overrides
 
 
 class ConfigError(ValueError):
@@ -97,6 +101,13 @@ class Settings:
     log_level: str
     retention_s: int | None  # store TTL (LINEAGE_RETENTION); None keeps data forever
     cassandra: CassandraOptions | None  # set when LINEAGE_STORE is cassandra://
+    alerts_topic: str  # every alert, JSON, keyed by runId
+    live_topic: str  # run-state changes and alerts for the live stream (1 partition)
+    alert_rules: AlertRules
+    webhooks: tuple[str, ...] = field(repr=False)  # alert webhook URLs (may hold secrets)
+    webhook_format: str  # "json" (the alert) or "slack" (a Slack-compatible message)
+    public_url: str  # how people reach the API: alert links point here
+    sweep_interval_s: float  # stuck/overdue checks and live-table eviction
 
     @property
     def bootstrap(self) -> str:
@@ -324,6 +335,54 @@ def refuse_open_bind(host: str, auth: ApiAuth) -> str | None:
     )
 
 
+def parse_alert_rules(env: Mapping[str, str]) -> AlertRules:
+    policy_raw = (env.get("LINEAGE_ALERT_POLICY") or "final").strip().lower()
+    try:
+        policy = Policy(policy_raw)
+    except ValueError:
+        choices = ", ".join(p.value for p in Policy)
+        raise ConfigError(f"LINEAGE_ALERT_POLICY={policy_raw!r}: one of {choices}") from None
+    defaults = Limits(
+        idle_s=float(_duration(env, "LINEAGE_ALERT_IDLE") or 3600),
+        overdue_factor=_float(env, "LINEAGE_ALERT_OVERDUE_FACTOR", 3.0, minimum=1.0),
+        min_samples=_int(env, "LINEAGE_ALERT_MIN_SAMPLES", 3),
+    )
+    raw = env.get("LINEAGE_ALERT_OVERRIDES") or ""
+    path = env.get("LINEAGE_ALERT_OVERRIDES_FILE")
+    if path:
+        try:
+            raw = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"LINEAGE_ALERT_OVERRIDES_FILE={path!r}: cannot read it ({exc.strerror})"
+            ) from None
+    overrides = {}
+    if raw.strip():
+        try:
+            data = orjson.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            overrides = parse_overrides(data, defaults)
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"LINEAGE_ALERT_OVERRIDES: {exc} (expected JSON like "
+                '{"namespace/job": {"idle_s": 600, "overdue_factor": 2}})'
+            ) from None
+    return AlertRules(policy=policy, defaults=defaults, overrides=overrides)
+
+
+def parse_webhooks(env: Mapping[str, str]) -> tuple[str, ...]:
+    urls = _entries(env, "LINEAGE_WEBHOOKS")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # the URL may carry a secret (Slack's do): name only its position
+            raise ConfigError(
+                f"LINEAGE_WEBHOOKS: entry {urls.index(url) + 1} is not an http(s) URL"
+            )
+    return tuple(urls)
+
+
 def parse_settings(env: Mapping[str, str]) -> Settings:
     data_dir = Path(env.get("LINEAGE_DATA_DIR") or "./.lineage")
     topic = env.get("LINEAGE_TOPIC") or "openlineage.events"
@@ -333,6 +392,13 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             f"LINEAGE_STORE={redact_url(store_url)!r}: expected sqlite:///path "
             "or cassandra://host1,host2:9042/keyspace"
         )
+    rules = parse_alert_rules(env)
+    webhook_format = (env.get("LINEAGE_WEBHOOK_FORMAT") or "json").strip().lower()
+    if webhook_format not in ("json", "slack"):
+        raise ConfigError(f"LINEAGE_WEBHOOK_FORMAT={webhook_format!r}: json or slack")
+    api_host = env.get("LINEAGE_API_HOST") or "127.0.0.1"
+    api_port = _int(env, "LINEAGE_API_PORT", 8000, minimum=0)
+    run_retention_s = _float(env, "LINEAGE_RUN_RETENTION", 300.0)
     return Settings(
         kafka_bootstrap=env.get("LINEAGE_KAFKA_BOOTSTRAP") or None,
         embedded_broker=_bool(env, "LINEAGE_EMBEDDED_BROKER"),
@@ -341,20 +407,32 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         partitions=_int(env, "LINEAGE_PARTITIONS", 8),
         store_url=store_url,
         data_dir=data_dir,
-        api_host=env.get("LINEAGE_API_HOST") or "127.0.0.1",
-        api_port=_int(env, "LINEAGE_API_PORT", 8000, minimum=0),
+        api_host=api_host,
+        api_port=api_port,
         api_auth=parse_api_auth(env),
         api_max_body_bytes=_int(env, "LINEAGE_API_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
         worker_host=env.get("LINEAGE_WORKER_HOST") or "127.0.0.1",
         worker_port=_int(env, "LINEAGE_WORKER_PORT", 0, minimum=0) or None,
         max_event_bytes=_int(env, "LINEAGE_MAX_EVENT_BYTES", 1024 * 1024, minimum=1024),
-        run_retention_s=_float(env, "LINEAGE_RUN_RETENTION", 300.0),
+        run_retention_s=run_retention_s,
         batch_size=_int(env, "LINEAGE_BATCH_SIZE", 500),
         batch_within_s=_float(env, "LINEAGE_BATCH_WITHIN", 0.05, minimum=0.001),
         app_id=env.get("LINEAGE_APP_ID") or "lineage-faust",
         log_level=(env.get("LINEAGE_LOG_LEVEL") or "INFO").upper(),
         retention_s=_duration(env, "LINEAGE_RETENTION"),
         cassandra=parse_cassandra(store_url, env) if store_url.startswith("cassandra://") else None,
+        alerts_topic=env.get("LINEAGE_ALERTS_TOPIC") or "openlineage.alerts",
+        live_topic=env.get("LINEAGE_LIVE_TOPIC") or f"{topic}.live",
+        alert_rules=rules,
+        webhooks=parse_webhooks(env),
+        webhook_format=webhook_format,
+        public_url=(env.get("LINEAGE_PUBLIC_URL") or f"http://{api_host}:{api_port}").rstrip("/"),
+        sweep_interval_s=_float(
+            env,
+            "LINEAGE_SWEEP_INTERVAL",
+            max(1.0, min(30.0, run_retention_s / 4, rules.defaults.idle_s / 4)),
+            minimum=0.1,
+        ),
     )
 
 

@@ -57,6 +57,24 @@ class WorkerMetrics:
             ("state",),
             registry=r,
         )
+        self.alerts = Counter(
+            "lineage_worker_alerts",
+            "Alerts raised (each condition of each run once), by kind and whether paged",
+            ("kind", "paged"),
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "lineage_worker_webhook_deliveries",
+            "Webhook requests by outcome (delivered, retried, refused)",
+            ("outcome",),
+            registry=r,
+        )
+        self.offset_gaps = Counter(
+            "lineage_worker_offset_gaps",
+            "Offsets a stream skipped (expected only after transactional producers' markers)",
+            ("topic",),
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "lineage_worker_consumer_lag",
             "Messages not yet read, per assigned partition (high watermark - position)",

@@ -46,6 +46,20 @@ class EventTime:
     ticks: int  # 100-ns intervals since 1970-01-01T00:00:00Z
 
 
+def ticks_to_datetime(ticks: int | None) -> datetime | None:
+    if ticks is None:
+        return None
+    seconds, rest = divmod(ticks, 10_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 10)
+
+
+def datetime_to_ticks(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+
+
 def _hundred_ns_digit(value: str) -> int:
     """The 7th fraction digit (100 ns), which datetime cannot hold but the timeuuid can."""
     dot = value.find(".", 10)
@@ -134,6 +148,21 @@ class ErrorMessageRunFacet(_Lenient):
 class NominalTimeRunFacet(_Lenient):
     nominalStartTime: str | None = None
     nominalEndTime: str | None = None
+
+
+class AirflowTaskInstance(_Lenient):
+    try_number: int | None = None
+
+
+class AirflowTask(_Lenient):
+    retries: int | None = None
+
+
+class AirflowRunFacet(_Lenient):
+    """The parts of Airflow's ``airflow`` run facet that decide whether a failed try retries."""
+
+    taskInstance: Annotated[AirflowTaskInstance | None, WrapValidator(_drop_if_malformed)] = None
+    task: Annotated[AirflowTask | None, WrapValidator(_drop_if_malformed)] = None
 
 
 class JobTypeJobFacet(_Lenient):

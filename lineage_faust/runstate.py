@@ -19,6 +19,7 @@ from typing import Any
 
 from .model import (
     TERMINAL_EVENT_TYPES,
+    AirflowRunFacet,
     ErrorMessageRunFacet,
     EventType,
     JobTypeJobFacet,
@@ -37,6 +38,15 @@ TERMINAL_STATES = frozenset(t.value for t in TERMINAL_EVENT_TYPES)
 # last MAX_SEEN events.
 MAX_SEEN = 256
 MAX_ERROR_CHARS = 4096
+# An alert carries the first lines of the stack trace, not all of it.
+STACK_HEAD_LINES = 12
+STACK_HEAD_CHARS = 2000
+
+
+def stack_head(trace: str | None) -> str | None:
+    if not trace:
+        return None
+    return "\n".join(trace.strip().splitlines()[:STACK_HEAD_LINES])[:STACK_HEAD_CHARS]
 
 
 def rank(event_type: str | None) -> int:
@@ -62,6 +72,9 @@ class RunUpdate:
     error_message: str | None = None
     nominal_start_time: str | None = None
     processing_type: str | None = None
+    stack_head: str | None = None
+    try_number: int | None = None  # Airflow: this try of the task
+    retries: int | None = None  # Airflow: retries the task is allowed
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -75,6 +88,7 @@ class RunUpdate:
         error = payload.run.facet("errorMessage", ErrorMessageRunFacet)
         nominal = payload.run.facet("nominalTime", NominalTimeRunFacet)
         job_type = payload.job.facet("jobType", JobTypeJobFacet)
+        airflow = payload.run.facet("airflow", AirflowRunFacet)
         error_text = None
         if error is not None and (error.message or error.stackTrace):
             error_text = (error.message or error.stackTrace or "")[:MAX_ERROR_CHARS]
@@ -91,6 +105,11 @@ class RunUpdate:
             error_message=error_text,
             nominal_start_time=nominal.nominalStartTime if nominal else None,
             processing_type=job_type.processingType if job_type else None,
+            stack_head=stack_head(error.stackTrace) if error is not None else None,
+            try_number=airflow.taskInstance.try_number
+            if airflow and airflow.taskInstance
+            else None,
+            retries=airflow.task.retries if airflow and airflow.task else None,
         )
 
 
@@ -111,6 +130,11 @@ class RunState:
     error_message: str | None = None
     nominal_start_time: str | None = None
     processing_type: str | None = None
+    stack_head: str | None = None
+    try_number: int | None = None
+    retries: int | None = None
+    updated_at: float | None = None  # wall clock of the last change (idle detection)
+    alerted: list[str] = field(default_factory=list)  # alert kinds already raised
     # bookkeeping for an order-independent fold
     state_key: tuple[int, int, str] | None = None
     error_key: tuple[int, int, str] | None = None
@@ -175,10 +199,18 @@ def apply_update(current: RunState | None, update: RunUpdate, now: float) -> tup
             new.state = RUNNING if key[0] == 1 else UNKNOWN
     if update.error_message and (new.error_key is None or key > new.error_key):
         new.error_message = update.error_message
+        new.stack_head = update.stack_head
         new.error_key = key
 
     later = new.meta_key is None or key > new.meta_key
-    for name in ("parent_run_id", "root_run_id", "nominal_start_time", "processing_type"):
+    for name in (
+        "parent_run_id",
+        "root_run_id",
+        "nominal_start_time",
+        "processing_type",
+        "try_number",
+        "retries",
+    ):
         value = getattr(update, name)
         if value is not None and (later or getattr(new, name) is None):
             setattr(new, name, value)
@@ -191,6 +223,7 @@ def apply_update(current: RunState | None, update: RunUpdate, now: float) -> tup
         new.finished_at = now
     if new == state:
         return state, False
+    new.updated_at = now
     return new, True
 
 

@@ -26,7 +26,13 @@ async def prepare(settings: Settings, store: Store) -> None:
     """Store first (a schema newer than the code stops here, before any consuming), then
     the topics. Both wait for an unreachable store or broker instead of giving up."""
     await retry_forever("open store", store.open, retry=StoreError)
-    topics = {settings.topic: settings.partitions, settings.dlq_topic: 1}
+    # the live topic has one partition: its offsets order every change the API streams
+    topics = {
+        settings.topic: settings.partitions,
+        settings.dlq_topic: 1,
+        settings.alerts_topic: 1,
+        settings.live_topic: 1,
+    }
     await retry_forever(
         "create topics", partial(ensure_topics, settings.bootstrap, topics), retry=KafkaError
     )

@@ -20,6 +20,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 @pytest.fixture
-def stack(broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest) -> Stack:
+def stack(
+    broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
-    return Stack(tmp=tmp_path, bootstrap=broker.bootstrap, name=f"t-{name}")
+    running = Stack(tmp=tmp_path, bootstrap=broker.bootstrap, name=f"t-{name}")
+    yield running
+    running.kill_all()

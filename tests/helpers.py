@@ -88,6 +88,7 @@ class Stack:
     name: str
     api_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    spawned: list[Proc] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -96,6 +97,7 @@ class Stack:
             LINEAGE_EMBEDDED_BROKER="1",
             LINEAGE_DATA_DIR=str(self.tmp / "data"),
             LINEAGE_TOPIC=f"{self.name}.events",
+            LINEAGE_ALERTS_TOPIC=f"{self.name}.alerts",
             LINEAGE_APP_ID=f"{self.name}-app",
             LINEAGE_PARTITIONS="4",
             LINEAGE_API_PORT=str(self.api_port),
@@ -107,6 +109,10 @@ class Stack:
     @property
     def topic(self) -> str:
         return f"{self.name}.events"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.name}.alerts"
 
     @property
     def db_path(self) -> Path:
@@ -128,7 +134,14 @@ class Stack:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        return Proc(tag, process, log_path)
+        proc = Proc(tag, process, log_path)
+        self.spawned.append(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        """Teardown: no process of a failed test outlives it."""
+        for proc in self.spawned:
+            proc.kill()
 
     def start_api(self) -> Proc:
         proc = self.spawn("api")

@@ -268,6 +268,8 @@ PROTECTED = [
     "/api/v1/runs/x/children",
     "/api/v1/jobs/a/b/runs",
     "/api/v1/dead-letters",
+    "/api/v1/alerts",
+    "/",
     "/api/atlas/v2/openlineage/runs/x",
     "/openapi.json",
     "/docs",
@@ -366,6 +368,8 @@ def test_openapi_documents_every_endpoint_and_its_errors(api: httpx.Client) -> N
         ("/api/v1/runs", "get", {"200", "400", "401", "503"}),
         ("/api/v1/jobs/{namespace}/{job}/runs", "get", {"200", "400", "401", "503"}),
         ("/api/v1/dead-letters", "get", {"200", "400", "401", "503"}),
+        ("/api/v1/alerts", "get", {"200", "400", "401", "503"}),
+        ("/api/v1/stream", "get", {"200", "400", "401", "503"}),
         ("/api/v1/lineage", "post", {"201", "400", "401", "413", "415", "503"}),
         ("/api/atlas/v2/openlineage/runs/{runId}", "get", {"200", "400", "401", "503"}),
     ]:

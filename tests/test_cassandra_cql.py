@@ -115,7 +115,7 @@ def test_prepared_statement_fits_its_table(name: str) -> None:
     columns, partition, clustering = LAYOUTS[table.group(1)]
     used = {c.lower() for c in re.findall(r"\b([A-Za-z]\w*)\b", _column_part(cql))}
     assert used <= columns | {"count"}, f"{name}: unknown columns {used - columns}"
-    if cql.startswith(("SELECT", "DELETE")):
+    if cql.startswith(("SELECT", "DELETE", "UPDATE")):
         where = cql.split(" WHERE ", 1)[1]
         equal = {c.lower() for c in re.findall(r"(\w+) = \?", where)}
         ranged = {c.lower() for c in re.findall(r"(\w+) [<>]=? \?", where)}
@@ -136,5 +136,8 @@ def _column_part(cql: str) -> str:
         return select_list + " " + re.sub(r"\b(AND)\b", " ", where).replace("?", "")
     if cql.startswith("INSERT"):
         return cql.split("(", 1)[1].split(")", 1)[0]
-    where = cql.split(" WHERE ", 1)[1]
+    where = re.sub(r" IF (NOT )?EXISTS$", "", cql.split(" WHERE ", 1)[1])
+    if cql.startswith("UPDATE"):  # the SET list names columns too
+        set_list = cql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+        where += " " + re.sub(r"= (\?|true|false)", " ", set_list).replace(",", " ")
     return re.sub(r"\b(AND)\b", " ", where).replace("?", "")

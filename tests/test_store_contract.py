@@ -9,23 +9,24 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from lineage_faust.alerting import Alert, alert_id
 from lineage_faust.identity import sort_key
 from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
 from lineage_faust.store import (
     InvalidCursor,
-    RunPage,
     RunQuery,
     SchemaError,
     Store,
     StoredEvent,
     open_store,
 )
-from lineage_faust.store.base import DeadLetter, NonRunEvent, status_from_state
+from lineage_faust.store.base import AlertQuery, DeadLetter, NonRunEvent, status_from_state
 from lineage_faust.store.sqlite import SQLiteStore
 
 from .cassandra_support import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
@@ -205,14 +206,19 @@ async def test_non_run_events_and_dead_letters(store: Store) -> None:
     assert await store.get_dead_letters(10) == [letter]
 
 
-async def walk_pages(fetch: Callable[[str | None], Awaitable[RunPage]], limit: int) -> list[str]:
-    """Every run of every page, in order (each page checked against ``limit``)."""
+async def walk_pages(
+    fetch: Callable[[str | None], Awaitable[Any]],
+    limit: int,
+    ids: Callable[[Any], list[str]] = lambda page: [r.run_id for r in page.runs],
+) -> list[str]:
+    """Every item of every page, in order (each page checked against ``limit``)."""
     seen: list[str] = []
     cursor = None
     for _ in range(1000):
         page = await fetch(cursor)
-        assert len(page.runs) <= limit
-        seen.extend(r.run_id for r in page.runs)
+        found = ids(page)
+        assert len(found) <= limit
+        seen.extend(found)
         cursor = page.next_cursor
         if cursor is None:
             return seen
@@ -320,6 +326,73 @@ async def test_children_of_a_run_walk_every_page_once(store: Store, limit: int) 
     assert page.next_cursor
     with pytest.raises(InvalidCursor):
         await store.list_children("another-dag-run", 2, page.next_cursor)
+
+
+def make_alert(run_id: str, kind: str, severity: str, raised_at: datetime) -> Alert:
+    return Alert(
+        alert_id=alert_id(run_id, kind),
+        kind=kind,
+        severity=severity,
+        paged=severity != "info",
+        run_id=run_id,
+        namespace="ns-alerts",
+        job="job",
+        state="FAIL",
+        raised_at=raised_at,
+        error_message="boom",
+        stack_trace="Traceback\n  line 1",
+        started_at=raised_at - timedelta(minutes=5),
+        ended_at=raised_at,
+    )
+
+
+async def test_alerts_are_kept_once_and_published_once(store: Store) -> None:
+    first = make_alert("run-a", "failed", "critical", BASE)
+    other = make_alert("run-b", "stuck", "warning", BASE + timedelta(seconds=1))
+    assert await store.record_alerts([first, other]) == [first, other]
+    # raised again later (a redelivery): the first record stands and is still unpublished
+    again = dataclasses.replace(first, raised_at=BASE + timedelta(hours=1))
+    assert await store.record_alerts([again]) == [first]
+    await store.mark_alerts_published([first.alert_id])
+    assert await store.record_alerts([again, other]) == [other]
+    await store.mark_alerts_published([other.alert_id])
+    assert await store.record_alerts([again, other]) == []
+    page = await store.list_alerts(AlertQuery(), 10)
+    assert page.alerts == [other, first] and page.next_cursor is None
+
+
+@pytest.mark.parametrize("limit", [1, 4, 100])
+async def test_alert_listing_walks_every_page_once(store: Store, limit: int) -> None:
+    severities = ("info", "warning", "critical")
+    alerts = [
+        make_alert(f"run-{i:02d}", "failed", severities[i % 3], BASE + timedelta(hours=i * 5))
+        for i in range(12)  # 55 hours: several day partitions
+    ]
+    await store.record_alerts(alerts)
+    newest_first = sorted(alerts, key=lambda a: a.raised_at, reverse=True)
+    cases = [
+        (AlertQuery(), newest_first),
+        (AlertQuery(min_severity="warning"), [a for a in newest_first if a.severity != "info"]),
+        (
+            AlertQuery(min_severity="critical"),
+            [a for a in newest_first if a.severity == "critical"],
+        ),
+        (
+            AlertQuery(since=BASE + timedelta(hours=20)),
+            [a for a in newest_first if a.raised_at >= BASE + timedelta(hours=20)],
+        ),
+    ]
+    for filters, want in cases:
+        got = await walk_pages(
+            lambda cursor, q=filters: store.list_alerts(q, limit, cursor),
+            limit,
+            lambda page: [a.alert_id for a in page.alerts],
+        )
+        assert got == [a.alert_id for a in want], filters
+    page = await store.list_alerts(AlertQuery(), 2)
+    assert page.next_cursor
+    with pytest.raises(InvalidCursor):
+        await store.list_alerts(AlertQuery(min_severity="critical"), 2, page.next_cursor)
 
 
 async def test_retention_expires_every_kind_of_row(make_store: StoreFactory) -> None:

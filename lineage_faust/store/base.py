@@ -15,10 +15,18 @@ import hmac
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ..model import DatasetEvent, JobEvent, RunEvent, ValidEvent
+from ..alerting import SEVERITIES, Alert
+from ..model import (
+    DatasetEvent,
+    JobEvent,
+    RunEvent,
+    ValidEvent,
+    datetime_to_ticks,
+    ticks_to_datetime,
+)
 from ..runstate import TERMINAL_STATES, RunState, rank
 
 
@@ -149,20 +157,6 @@ def status_from_row(row: Sequence[Any], time: Callable[[Any], datetime | None]) 
     return RunStatus(*(time(v) if i in _STATUS_TIMES else v for i, v in enumerate(row)))
 
 
-def ticks_to_datetime(ticks: int | None) -> datetime | None:
-    if ticks is None:
-        return None
-    seconds, rest = divmod(ticks, 10_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 10)
-
-
-def datetime_to_ticks(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
-
-
 def status_from_state(state: RunState, updated_at: datetime) -> RunStatus:
     return RunStatus(
         run_id=state.run_id,
@@ -264,6 +258,29 @@ class RunPage:
     next_cursor: str | None
 
 
+@dataclass(slots=True)
+class AlertPage:
+    alerts: list[Alert]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    since: datetime | None = None  # raised at or after
+    min_severity: str | None = None  # "warning" means warning and critical
+
+    @property
+    def severities(self) -> tuple[str, ...]:
+        if self.min_severity is None:
+            return SEVERITIES
+        return SEVERITIES[SEVERITIES.index(self.min_severity) :]
+
+    def scope(self) -> str:
+        """What a cursor is bound to: a cursor of another query is refused."""
+        since = self.since.isoformat() if self.since else ""
+        return f"alerts|{since}|{self.min_severity or ''}"
+
+
 def run_time(status: RunStatus) -> datetime:
     """When a run started (its START event, else the first event seen): job history order."""
     return status.start_time or status.first_event_time or status.updated_at
@@ -355,6 +372,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_dead_letters(self, limit: int) -> list[DeadLetter]: ...
 
+    # ---- alerts (an outbox: recorded once, published once) --------------------------
+    @abc.abstractmethod
+    async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Keep each alert once (by ``alert_id``) and return those not yet published.
+
+        An alert raised again returns as it was first recorded (same ``raised_at``) while it
+        is unpublished, and not at all once published: the caller publishes what this
+        returns, then calls ``mark_alerts_published``.
+        """
+
+    @abc.abstractmethod
+    async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def list_alerts(
+        self, query: AlertQuery, limit: int, cursor: str | None = None
+    ) -> AlertPage:
+        """Alerts matching ``query``, newest first.
+
+        Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
+        """
+
     @abc.abstractmethod
     async def health(self) -> None:
         """Raise StoreError unless a real round trip to the store works."""
@@ -389,5 +428,6 @@ def state_from_status(status: RunStatus, seen: list[str], event_count: int) -> R
         error_key=key if status.error_message else None,
         meta_key=key,
         finished_at=status.updated_at.timestamp() if status.state in TERMINAL_STATES else None,
+        updated_at=status.updated_at.timestamp(),
         seen=seen,
     )

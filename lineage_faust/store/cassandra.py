@@ -29,10 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
+from ..alerting import Alert
 from ..config import CassandraOptions
 from . import cassandra_schema as schema
 from .base import (
     STATUS_COLUMNS,
+    AlertPage,
+    AlertQuery,
     DeadLetter,
     EventPage,
     InvalidCursor,
@@ -202,6 +207,22 @@ def _statements(ks: str) -> dict[str, str]:
         ),
         "select_dead_letters": (
             f"SELECT {_DEAD_LETTER_COLUMNS} FROM {ks}.dead_letters WHERE bucket = ? LIMIT ?"
+        ),
+        "insert_alert": (
+            f"INSERT INTO {ks}.alerts (alertId, raisedAt, severity, alert, published) "
+            "VALUES (?, ?, ?, ?, false) IF NOT EXISTS"
+        ),
+        "select_alert": f"SELECT alert, published FROM {ks}.alerts WHERE alertId = ?",
+        "mark_alert_published": (
+            f"UPDATE {ks}.alerts SET published = true WHERE alertId = ? IF EXISTS"
+        ),
+        "insert_alert_by_day": (
+            f"INSERT INTO {ks}.alerts_by_day (bucket, raisedAt, alertId, severity, alert) "
+            "VALUES (?, ?, ?, ?, ?)"
+        ),
+        "select_alerts_by_day": (
+            f"SELECT raisedAt, alertId, severity, alert FROM {ks}.alerts_by_day "
+            "WHERE bucket = ? AND raisedAt >= ?"
         ),
         "select_meta": f"SELECT value FROM {ks}.schema_meta WHERE name = ?",
         "insert_meta": f"INSERT INTO {ks}.schema_meta (name, value) VALUES (?, ?)",
@@ -750,6 +771,62 @@ class CassandraStore(Store):
             if len(found) >= limit:
                 break
         return found
+
+    # ---- alerts -------------------------------------------------------------------------
+    async def _record_alert(self, alert: Alert) -> Alert | None:
+        text = orjson.dumps(alert.to_dict()).decode()
+        raised = _ms(alert.raised_at)
+        rows, _ = await self._execute(
+            "insert_alert", (alert.alert_id, raised, alert.severity, text)
+        )
+        if not (rows and rows[0][0]):  # not applied: recorded before (or a retried insert)
+            found, _ = await self._execute("select_alert", (alert.alert_id,))
+            if not found or found[0][1]:
+                return None  # published already
+            alert = Alert.from_dict(orjson.loads(found[0][0]))
+            text, raised = found[0][0], _ms(alert.raised_at)
+        bucket = day_bucket(raised)
+        await self._note_bucket("alerts", "", bucket)
+        await self._execute(
+            "insert_alert_by_day", (bucket, raised, alert.alert_id, alert.severity, text)
+        )
+        return alert
+
+    async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        unique = list({a.alert_id: a for a in alerts}.values())
+        recorded = await asyncio.gather(*(self._record_alert(a) for a in unique))
+        return [a for a in recorded if a is not None]
+
+    async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None:
+        await asyncio.gather(
+            *(self._execute("mark_alert_published", (i,)) for i in dict.fromkeys(alert_ids))
+        )
+
+    async def list_alerts(
+        self, query: AlertQuery, limit: int, cursor: str | None = None
+    ) -> AlertPage:
+        scope = query.scope()
+        position = self._position(open_cursor(scope, cursor) if cursor else None)
+        lower = _ms(query.since) if query.since else _FAR_PAST
+        severities = set(query.severities)
+        buckets = await self._buckets("alerts", "", day_bucket(lower), _FAR_FUTURE)
+
+        async def page(bucket: datetime, n: int, state: bytes | None) -> tuple:
+            return await self._execute(
+                "select_alerts_by_day", (bucket, lower), fetch_size=n, paging_state=state
+            )
+
+        async def accept(rows: list) -> list[Alert]:
+            return [
+                Alert.from_dict(orjson.loads(text))
+                for _, _, severity, text in rows
+                if severity in severities
+            ]
+
+        alerts, end = await walk_buckets(
+            buckets, page, accept, limit, position, max(10 * limit, 500)
+        )
+        return AlertPage(alerts, self._seal(scope, end))
 
     async def health(self) -> None:
         rows, _ = await self._execute("select_meta", ("schema_version",))

@@ -24,6 +24,9 @@ non_run_events      (namespace, name, month)        JobEvents/DatasetEvents of o
                     (eventId DESC)                  dataset, newest first. One month of one.
 dead_letters        day (receivedAt DESC, source    the latest rejected messages. One day's.
                     topic/partition/offset)
+alerts              alertId                         one alert: written once (IF NOT EXISTS),
+                                                    then marked published (the outbox).
+alerts_by_day       day (raisedAt DESC, alertId)    alerts newest first. One day's alerts.
 schema_meta         name                            the schema version.
 ==================  ==============================  =========================================
 
@@ -39,8 +42,8 @@ from __future__ import annotations
 
 from ..config import CassandraOptions
 
-# 2: runs_by_parent (created in place by init-store / CREATE_SCHEMA=1)
-SCHEMA_VERSION = 2
+# 2: runs_by_parent; 3: alerts, alerts_by_day (created in place by init-store / CREATE_SCHEMA=1)
+SCHEMA_VERSION = 3
 INDEX_GC_GRACE_S = 3 * 3600
 
 # Tables whose rows expire after LINEAGE_RETENTION (default_time_to_live); buckets and
@@ -53,6 +56,8 @@ DATA_TABLES = (
     "runs_by_parent",
     "non_run_events",
     "dead_letters",
+    "alerts",
+    "alerts_by_day",
 )
 
 _TABLES = {
@@ -107,6 +112,16 @@ _TABLES = {
             PRIMARY KEY ((bucket), receivedAt, sourceTopic, sourcePartition, sourceOffset)
         ) WITH CLUSTERING ORDER BY (receivedAt DESC, sourceTopic ASC, sourcePartition ASC,
                                     sourceOffset ASC) AND {options}""",
+    "alerts": """
+        CREATE TABLE IF NOT EXISTS {ks}.alerts (
+            alertId text PRIMARY KEY, raisedAt timestamp, severity text, alert text,
+            published boolean
+        ) WITH {options}""",
+    "alerts_by_day": """
+        CREATE TABLE IF NOT EXISTS {ks}.alerts_by_day (
+            bucket timestamp, raisedAt timestamp, alertId text, severity text, alert text,
+            PRIMARY KEY ((bucket), raisedAt, alertId)
+        ) WITH CLUSTERING ORDER BY (raisedAt DESC, alertId ASC) AND {options}""",
     "schema_meta": """
         CREATE TABLE IF NOT EXISTS {ks}.schema_meta (name text PRIMARY KEY, value text)
         WITH default_time_to_live = 0""",

@@ -18,9 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
+from ..alerting import Alert
 from ..identity import sort_key
 from .base import (
     STATUS_COLUMNS,
+    AlertPage,
+    AlertQuery,
     DeadLetter,
     EventPage,
     InvalidCursor,
@@ -40,7 +45,7 @@ from .base import (
     status_to_row,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -122,6 +127,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     expiresAt INTEGER,
     UNIQUE (topic, partition, "offset")
 );
+
+CREATE TABLE IF NOT EXISTS alerts (
+    alertId TEXT PRIMARY KEY,
+    raisedAt INTEGER NOT NULL,           -- microseconds since 1970, UTC
+    severity TEXT NOT NULL,
+    alert TEXT NOT NULL,                 -- the alert as JSON (the shape every channel carries)
+    published INTEGER NOT NULL DEFAULT 0,
+    expiresAt INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_listing ON alerts (raisedAt DESC, alertId ASC);
 """
 
 # Version 1 files (before retention and run listing) gain the new columns in place.
@@ -137,7 +152,7 @@ UPDATE run_status SET runTime = COALESCE(startTime, firstEventTime, updatedAt);
 UPDATE run_status SET stateTime = CASE WHEN state IN ('COMPLETE', 'FAIL', 'ABORT')
     THEN COALESCE(endTime, lastEventTime, runTime) ELSE runTime END
 """
-_DATA_TABLES = ("events_by_run", "run_status", "non_run_events", "dead_letters")
+_DATA_TABLES = ("events_by_run", "run_status", "non_run_events", "dead_letters", "alerts")
 _PURGE_EVERY_S = 60.0
 _LIVE = "(expiresAt IS NULL OR expiresAt > ?)"
 
@@ -513,6 +528,77 @@ class SQLiteStore(Store):
         params = (_now_us(), limit)
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows]
+
+    # ---- alerts -----------------------------------------------------------------------
+    async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        if not alerts:
+            return []
+        expires = self._expires_at()
+        rows = [
+            (a.alert_id, _us(a.raised_at), a.severity, orjson.dumps(a.to_dict()).decode(), expires)
+            for a in alerts
+        ]
+        ids = [a.alert_id for a in alerts]
+
+        def record(conn: sqlite3.Connection) -> list[tuple]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO alerts (alertId, raisedAt, severity, alert, expiresAt) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                marks = ",".join("?" * len(ids))
+                pending = conn.execute(
+                    f"SELECT alert FROM alerts WHERE alertId IN ({marks}) AND published = 0",
+                    ids,
+                ).fetchall()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return pending
+
+        pending = {}
+        for (text,) in await self._run(record):
+            alert = Alert.from_dict(orjson.loads(text))
+            pending[alert.alert_id] = alert
+        return [pending[i] for i in dict.fromkeys(ids) if i in pending]
+
+    async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None:
+        await self._write_many(
+            "UPDATE alerts SET published = 1 WHERE alertId = ?", [(i,) for i in alert_ids]
+        )
+
+    async def list_alerts(
+        self, query: AlertQuery, limit: int, cursor: str | None = None
+    ) -> AlertPage:
+        scope = query.scope()
+        severities = query.severities
+        where = [_LIVE, f"severity IN ({','.join('?' * len(severities))})"]
+        params: list[Any] = [_now_us(), *severities]
+        if query.since is not None:
+            where.append("raisedAt >= ?")
+            params.append(_us(query.since))
+        if cursor:
+            raw = open_cursor(scope, cursor)
+            if len(raw) < 8:
+                raise InvalidCursor("pagingState was not issued for this query")
+            at, after = int.from_bytes(raw[:8], "big", signed=True), raw[8:].decode()
+            where.append("(raisedAt < ? OR (raisedAt = ? AND alertId > ?))")
+            params += [at, at, after]
+        sql = (
+            f"SELECT alert, raisedAt, alertId FROM alerts WHERE {' AND '.join(where)} "
+            "ORDER BY raisedAt DESC, alertId ASC LIMIT ?"
+        )
+        params.append(limit + 1)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            _, at, last_id = rows[-1]
+            next_cursor = seal_cursor(scope, at.to_bytes(8, "big", signed=True) + last_id.encode())
+        return AlertPage([Alert.from_dict(orjson.loads(r[0])) for r in rows], next_cursor)
 
     async def health(self) -> None:
         def probe(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,234 @@
+"""Alerts over the API, the live stream (Server-Sent Events) with Last-Event-ID resume, and the
+ops board in a real headless Chromium: real broker, worker and API processes, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from lineage_faust.synth import fresh_copies, load_lines
+
+from .helpers import SAMPLES, Stack, wait_until
+
+pytestmark = pytest.mark.integration
+USER, PASSWORD = "ops", "board-password-1"
+ARTIFACTS = Path(
+    os.environ.get("LINEAGE_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
+
+
+@pytest.fixture
+def running(stack: Stack) -> Iterator[Stack]:
+    stack.extra_env.update(LINEAGE_API_USERS=f"{USER}:{PASSWORD}")
+    worker = stack.spawn("worker")
+    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+    stack.start_api()
+    yield stack
+
+
+def write_copy(tmp: Path, seed: int) -> Path:
+    path = tmp / f"copy-{seed}.jsonl"
+    path.write_bytes(b"\n".join(next(fresh_copies(load_lines(), 1, seed=seed))))
+    return path
+
+
+class SseReader:
+    """A client of /api/v1/stream in a thread: collects (id, event, data) until stopped."""
+
+    def __init__(self, url: str, last_event_id: str | None = None) -> None:
+        self.items: list[tuple[str, str, dict]] = []
+        self.stop = threading.Event()
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
+        self.thread.start()
+        assert self.connected.wait(15), "stream did not connect"
+
+    def _run(self, url: str, headers: dict[str, str]) -> None:
+        try:
+            self._read(url, headers)
+        except httpx.HTTPError:
+            if not self.stop.is_set():  # a closed stream is expected only after close()
+                raise
+
+    def _read(self, url: str, headers: dict[str, str]) -> None:
+        with httpx.stream("GET", url, headers=headers, auth=(USER, PASSWORD), timeout=30) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith(
+                "text/event-stream"
+            )
+            self.connected.set()
+            event: dict[str, str] = {}
+            for line in r.iter_lines():
+                if self.stop.is_set():
+                    return
+                if not line:
+                    if "data" in event:
+                        self.items.append(
+                            (event["id"], event["event"], orjson.loads(event["data"]))
+                        )
+                    event = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    event[name] = value.strip()
+
+    def close(self) -> None:
+        self.stop.set()
+
+
+async def live_topic_items(stack: Stack) -> list[tuple[str, str, dict]]:
+    from api.routes.stream import stream_items
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(f"{stack.topic}.live", 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        found = []
+        while batch := await consumer.getmany(tp, timeout_ms=1500):
+            for record in batch[tp]:
+                found.extend(stream_items(record.offset, record.value))
+        return found
+    finally:
+        await consumer.stop()
+
+
+def test_alerts_and_a_resumable_live_stream(running: Stack, tmp_path: Path) -> None:
+    stack = running
+    url = f"{stack.api_url}/api/v1/stream"
+    assert httpx.get(url, timeout=10).status_code == 401
+    first = SseReader(url)
+    assert stack.send(write_copy(tmp_path, 1)).returncode == 0
+    wait_until(lambda: sum(1 for i in first.items if i[1] == "alert") == 3, 60, "3 live alerts")
+    first.close()
+    seen = list(first.items)
+    # while no client listens: another day of the same DAGs
+    assert stack.send(write_copy(tmp_path, 2)).returncode == 0
+    resumed = SseReader(url, last_event_id=seen[-1][0])
+    wait_until(lambda: sum(1 for i in resumed.items if i[1] == "alert") == 3, 60, "3 more alerts")
+    resumed.close()
+
+    everything = asyncio.run(live_topic_items(stack))
+    start = [i[0] for i in everything].index(seen[0][0])
+    assert seen + resumed.items == everything[start:]  # nothing lost, nothing twice
+    runs = [data for _, name, data in everything if name == "run"]
+    assert {r["state"] for r in runs} == {"RUNNING", "COMPLETE", "FAIL"}
+    failed = [r for r in runs if r["state"] == "FAIL"]
+    assert len(failed) == 2 * 3 and all(r["errorMessage"] for r in failed)
+
+    # a filtered stream only carries what matches
+    only = SseReader(f"{url}?state=FAIL&job=ol_failing_retry", last_event_id=seen[0][0])
+    wait_until(lambda: len(only.items) >= 3, 30, "filtered items")
+    only.close()
+    assert all(d["state"] == "FAIL" and d["job"] == "ol_failing_retry" for _, _, d in only.items)
+
+    with httpx.Client(base_url=stack.api_url, auth=(USER, PASSWORD), timeout=10) as api:
+        listed = api.get("/api/v1/alerts", params={"limit": 2})
+        assert listed.status_code == 200
+        walked, cursor = listed.json()["alerts"], listed.json()["nextCursor"]
+        while cursor:
+            page = api.get("/api/v1/alerts", params={"limit": 2, "cursor": cursor}).json()
+            walked += page["alerts"]
+            cursor = page["nextCursor"]
+        assert len(walked) == 6 and len({a["alertId"] for a in walked}) == 6
+        assert [a["raisedAt"] for a in walked] == sorted(
+            (a["raisedAt"] for a in walked), reverse=True
+        )
+        critical = api.get("/api/v1/alerts", params={"severity": "critical"}).json()["alerts"]
+        assert len(critical) == 4 and all(a["kind"] == "failed" for a in critical)
+        assert critical[0]["runUrl"].startswith("http://127.0.0.1:")
+        assert api.get("/api/v1/alerts", params={"severity": "loud"}).status_code == 400
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    not CHROMIUM, reason="Debian's chromium is not installed (make test installs it)"
+)
+def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    stack = running
+    assert stack.send(SAMPLES).returncode == 0
+    wait_until(
+        lambda: (
+            httpx.get(f"{stack.api_url}/api/v1/alerts", auth=(USER, PASSWORD), timeout=10).json()[
+                "count"
+            ]
+            == 3
+        ),
+        60,
+        "the samples' alerts",
+    )
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+    args += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_context(
+            http_credentials={"username": USER, "password": PASSWORD}
+        ).new_page()
+        page.goto(stack.api_url + "/")
+        page.wait_for_selector("#live:has-text('live')", timeout=20_000)
+        before = page.locator("#failures tr").count()
+        assert before == 3  # the samples: two failed tries of a task, and its DAG run
+        assert page.locator("#alerts tr.alert").count() == 3
+
+        new_day = write_copy(tmp_path, 7)  # the same DAGs again: two more failures, live
+        assert stack.send(new_day).returncode == 0
+        page.wait_for_function(
+            "document.querySelectorAll('#failures tr').length === 6", timeout=30_000
+        )
+        page.wait_for_function(
+            "document.querySelectorAll('#alerts tr.alert').length === 6", timeout=30_000
+        )
+        assert "intentional failure" in page.locator("#failures").inner_text()
+
+        # the runId search opens a DAG run's timeline and task runs
+        dag_run = orjson.loads(new_day.read_bytes().splitlines()[6])["run"]["runId"]
+        page.fill("#q", dag_run)
+        page.press("#q", "Enter")
+        page.wait_for_selector("#children tr", timeout=20_000)
+        assert page.locator("#timeline tr").count() == 2  # START, FAIL
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
+        browser.close()
+    assert (ARTIFACTS / "board.png").stat().st_size > 10_000
+
+
+def test_the_board_ships_inside_the_package(tmp_path: Path) -> None:
+    """A plain ``pip install`` gets the board (package data, not a checkout-only file)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).parent.parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(root),
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("lineage_faust-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        board = archive.read("api/static/board.html").decode()
+    assert 'EventSource("/api/v1/stream")' in board
