@@ -192,8 +192,11 @@ def will_retry(state: RunState) -> bool:
     )
 
 
-def on_change(state: RunState, rules: AlertRules, now: float) -> list[Alert]:
-    """Alerts a run's new state raises (failure, retrying failure, recovery); none twice."""
+def on_change(
+    state: RunState, rules: AlertRules, now: float, *, again: bool = False
+) -> list[Alert]:
+    """Alerts a run's state raises (failure, retrying failure, recovery); those it already
+    raised (``state.alerted``) only ``again`` (for the outbox, which keeps each once)."""
     kinds: list[tuple[Kind, bool, str]] = []
     if state.state in ("FAIL", "ABORT"):
         is_dag_run = state.parent_run_id is None
@@ -213,7 +216,7 @@ def on_change(state: RunState, rules: AlertRules, now: float) -> list[Alert]:
     return [
         make_alert(state, kind, now, paged=paged, detail=detail)
         for kind, paged, detail in kinds
-        if kind not in state.alerted
+        if again or kind not in state.alerted
     ]
 
 
@@ -225,8 +228,11 @@ def typical_duration_ms(durations: Iterable[int], min_samples: int) -> int | Non
     return int(statistics.median(values))
 
 
-def on_sweep(state: RunState, rules: AlertRules, now: float, typical_ms: int | None) -> list[Alert]:
-    """Stuck / overdue alerts for a run that is still running, checked periodically."""
+def on_sweep(
+    state: RunState, rules: AlertRules, now: float, typical_ms: int | None, *, again: bool = False
+) -> list[Alert]:
+    """Stuck / overdue alerts for a run that is still running, checked periodically (those
+    already raised only ``again``)."""
     if state.state != RUNNING or (state.processing_type or "").upper() == "STREAMING":
         return []
     limits = rules.limits(state.namespace, state.job)
@@ -234,10 +240,10 @@ def on_sweep(state: RunState, rules: AlertRules, now: float, typical_ms: int | N
         return []
     alerts = []
     idle = now - state.updated_at if state.updated_at is not None else 0.0
-    if Kind.STUCK not in state.alerted and idle > limits.idle_s:
+    if (again or Kind.STUCK not in state.alerted) and idle > limits.idle_s:
         detail = f"no event for {idle:.0f} s (threshold {limits.idle_s:.0f} s)"
         alerts.append(make_alert(state, Kind.STUCK, now, paged=True, detail=detail))
-    if Kind.OVERDUE not in state.alerted and typical_ms is not None and state.start_ticks:
+    if (again or Kind.OVERDUE not in state.alerted) and typical_ms and state.start_ticks:
         running_ms = (now * 1_000) - state.start_ticks // 10_000
         if running_ms > limits.overdue_factor * typical_ms:
             detail = (

@@ -121,11 +121,13 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
 
     write_seconds = stats.metrics.store_write
 
-    async def store_batch(batch: Batch) -> None:
+    async def store_batch(batch: Batch) -> tuple[int, int]:
+        """Write the batch; how many run / non-run events were new (the accounting)."""
         with write_seconds.labels("events").time():
-            await store.write_events(batch.run_events)
-            await store.write_non_run_events(batch.non_run_events)
+            new_runs = await store.write_events(batch.run_events)
+            new_non_runs = await store.write_non_run_events(batch.non_run_events)
             await store.write_dead_letters(batch.dead_letters())
+        return new_runs, new_non_runs
 
     async def send_dead_letters(batch: Batch) -> None:
         letters = [
@@ -135,8 +137,15 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         await send_all(dlq_topic, letters)
         for r in batch.rejected:
             m = r.message
+            # the reason and field, never the detail: it may quote the message's content
+            # (which stays on the dead-letter topic and in the store, for whoever may see it)
             log.warning(
-                "dead-lettered %s[%d]@%d: %s", m.topic, m.partition, m.offset, r.rejection.detail
+                "dead-lettered %s[%d]@%d: %s%s",
+                m.topic,
+                m.partition,
+                m.offset,
+                r.rejection.reason,
+                f" (field {r.rejection.field})" if r.rejection.field else "",
             )
 
     async def forward_updates(batch: Batch) -> None:
@@ -162,12 +171,12 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         ]
         batch = triage(messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions)
         # Store writes and broker sends are independent: run them concurrently.
-        await asyncio.gather(
+        (new_runs, new_non_runs), _, _ = await asyncio.gather(
             retrying("store batch", partial(store_batch, batch)),
             retrying("send dead letters", partial(send_dead_letters, batch)),
             retrying("forward run updates", partial(forward_updates, batch)),
         )
-        stats.record_batch(batch)
+        stats.record_batch(batch, new_runs, new_non_runs)
 
     @app.agent(events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -233,9 +242,19 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 changed[update.run_id] = new
             else:
                 duplicates += 1
-        stats.record_duplicates(duplicates)
-        alerts = [a for state in changed.values() for a in alerting.on_change(state, rules, now)]
-        remember_alerts(states, alerts)
+        stats.redelivered_updates += duplicates
+        # Alerts are recorded in the store's outbox before the table remembers them: a crash
+        # in between re-raises them (the outbox keeps each once). An unchanged run that could
+        # have raised one (a redelivery) is checked again: the outbox returns what it still
+        # has to publish, so a crash between recording and publishing loses nothing.
+        candidates = [
+            alert
+            for state in states.values()
+            if state is not None and (state.run_id in changed or may_alert(state))
+            for alert in alerting.on_change(state, rules, now, again=True)
+        ]
+        pending = await retrying("record alerts", partial(store.record_alerts, candidates))
+        remember_alerts(states, changed, candidates)
         live = expiry.live.get(partition)
         running = expiry.running.get(partition)
         for run_id, state in changed.items():
@@ -265,23 +284,31 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             if state.state == "COMPLETE":
                 typical.pop((state.namespace, state.job), None)
         moved = [s for run_id, s in changed.items() if s.state != before[run_id]]
-        await publish(moved, before, alerts)
+        await publish(moved, before, pending)
 
-    def remember_alerts(states: Mapping[str, RunState | None], alerts: list[Alert]) -> None:
-        """Note each raised kind in its run's state (the changelog-backed table), so the same
-        condition is not raised again; the store's alerts table backs this up (record_alerts)."""
+    def may_alert(state: RunState) -> bool:
+        return state.state in ("FAIL", "ABORT") or (
+            state.state == "COMPLETE"
+            and (alerting.Kind.STUCK in state.alerted or alerting.Kind.OVERDUE in state.alerted)
+        )
+
+    def remember_alerts(
+        states: Mapping[str, RunState | None], changed: dict[str, RunState], alerts: list[Alert]
+    ) -> None:
+        """Note each raised kind in its run's state (the changelog-backed table: the same
+        condition is not looked at again); a run so noted is written to the table."""
         for alert in alerts:
             state = states[alert.run_id]
             assert state is not None
             if alert.kind not in state.alerted:
                 state.alerted = [*state.alerted, alert.kind]
+                changed[state.run_id] = state
 
     async def publish(
-        moved: list[RunState], before: Mapping[str, str | None], alerts: list[Alert]
+        moved: list[RunState], before: Mapping[str, str | None], pending: list[Alert]
     ) -> None:
-        """Alerts through the outbox (store, then topics, then marked published), and the run
-        state changes, to the alerts topic and the live topic the API streams from."""
-        pending = await retrying("record alerts", partial(store.record_alerts, alerts))
+        """Alerts the outbox still has to publish (then marked published), and the run state
+        changes, to the alerts topic and the live topic the API streams from."""
         if not moved and not pending:
             return
         public = settings.public_url
@@ -346,18 +373,22 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 expiry.running[partition].discard(run_id)
                 continue
             typical_ms = None
-            if alerting.Kind.OVERDUE not in state.alerted and state.state == RUNNING:
+            if state.state == RUNNING:
                 typical_ms = await typical_duration(state, now)
-            found = alerting.on_sweep(state, rules, now, typical_ms)
+            # again: a condition already noted is offered to the outbox too, which returns
+            # it only if a crash kept it from being published
+            found = alerting.on_sweep(state, rules, now, typical_ms, again=True)
             if found:
                 states[run_id] = state
                 alerts.extend(found)
         if not alerts:
             return
-        remember_alerts(states, alerts)
-        for run_id, state in states.items():
+        pending = await retrying("record alerts", partial(store.record_alerts, alerts))
+        noted: dict[str, RunState] = {}
+        remember_alerts(states, noted, alerts)
+        for run_id, state in noted.items():
             runs[run_id.encode()] = orjson.dumps(state)
-        await publish([], {}, alerts)
+        await publish([], {}, pending)
 
     async def sweep(partition: int) -> None:
         """Drop finished runs older than the retention window from the live table, and look
@@ -508,7 +539,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     @app.page("/health")
     async def health_page(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """200 while the worker can do its work; 503 while it is waiting out an outage."""
-        body = {**health.report(), "pipeline": stats.summary()}
+        body = {**health.report(), "pipeline": stats.summary(), "accounting": stats.accounting()}
         return view.json(body, status=200 if health.ok else 503)
 
     def consumer_lag() -> list[tuple[str, int, int]]:

@@ -21,14 +21,14 @@ class WorkerMetrics:
         )
         self.stored = Counter(
             "lineage_worker_events_stored",
-            "Events written to the store, by kind (run / non_run)",
+            "Events newly written to the store, by kind (run / non_run)",
             ("kind",),
             registry=r,
         )
         self.deduplicated = Counter(
             "lineage_worker_events_deduplicated",
-            "Events already folded into their run (redeliveries): stored again idempotently, "
-            "not counted again",
+            "Events that were stored already (redeliveries, repeats): consumed = stored + "
+            "deduplicated + dead_lettered",
             registry=r,
         )
         self.dead_lettered = Counter(

@@ -150,12 +150,16 @@ class NominalTimeRunFacet(_Lenient):
     nominalEndTime: str | None = None
 
 
+# try numbers and retry counts are small; anything else is dropped (as a malformed facet is)
+SmallCount = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
 class AirflowTaskInstance(_Lenient):
-    try_number: int | None = None
+    try_number: SmallCount | None = None
 
 
 class AirflowTask(_Lenient):
-    retries: int | None = None
+    retries: SmallCount | None = None
 
 
 class AirflowRunFacet(_Lenient):

@@ -16,40 +16,58 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Stats:
+    """Since this process started. Every consumed message is exactly one of: stored (new),
+    deduplicated (already stored: a redelivery or a repeat) or dead-lettered, so
+    ``consumed == stored + deduplicated + dead_lettered`` after every batch."""
+
     consumed: int = 0
     stored_run_events: int = 0
     stored_non_run_events: int = 0
+    deduplicated: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
+    redelivered_updates: int = 0  # run updates the fold had already applied
     runs_updated: int = 0
     runs_evicted: int = 0
     runs_revived: int = 0
     resumed_partitions: int = 0
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
-    def record_batch(self, batch: Batch) -> None:
+    def record_batch(self, batch: Batch, new_run_events: int, new_non_run_events: int) -> None:
+        """A batch is done: ``new_*`` of its events were not stored before."""
+        duplicates = len(batch.run_events) - new_run_events
+        duplicates += len(batch.non_run_events) - new_non_run_events
         self.consumed += batch.consumed
-        self.stored_run_events += len(batch.run_events)
-        self.stored_non_run_events += len(batch.non_run_events)
+        self.stored_run_events += new_run_events
+        self.stored_non_run_events += new_non_run_events
+        self.deduplicated += duplicates
         reasons = [r.rejection.reason for r in batch.rejected]
         self.dead_lettered.update(reasons)
         m = self.metrics
         m.consumed.inc(batch.consumed)
-        m.stored.labels("run").inc(len(batch.run_events))
-        m.stored.labels("non_run").inc(len(batch.non_run_events))
+        m.stored.labels("run").inc(new_run_events)
+        m.stored.labels("non_run").inc(new_non_run_events)
+        m.deduplicated.inc(duplicates)
         for reason in reasons:
             m.dead_lettered.labels(reason).inc()
 
-    def record_duplicates(self, n: int) -> None:
-        self.duplicates += n
-        self.metrics.deduplicated.inc(n)
+    def accounting(self) -> dict[str, int | bool]:
+        stored = self.stored_run_events + self.stored_non_run_events
+        dead = sum(self.dead_lettered.values())
+        return {
+            "consumed": self.consumed,
+            "stored": stored,
+            "deduplicated": self.deduplicated,
+            "deadLettered": dead,
+            "balanced": self.consumed == stored + self.deduplicated + dead,
+        }
 
     def summary(self) -> str:
         dead = sum(self.dead_lettered.values())
         return (
             f"consumed={self.consumed} run_events={self.stored_run_events} "
             f"non_run_events={self.stored_non_run_events} dead_lettered={dead} "
-            f"duplicates={self.duplicates} runs_updated={self.runs_updated} "
+            f"duplicates={self.deduplicated} redelivered_updates={self.redelivered_updates} "
+            f"runs_updated={self.runs_updated} "
             f"runs_evicted={self.runs_evicted} runs_revived={self.runs_revived} "
             f"resumed_partitions={self.resumed_partitions}"
         )

@@ -93,13 +93,12 @@ def _parse(message: RawMessage, max_bytes: int) -> ValidEvent | Rejection:
         return Rejection("internal_error", f"validation crashed: {type(exc).__name__}: {exc}")
 
 
-def _encode_updates(updates: list[RunUpdate]) -> list[bytes]:
-    """Pack updates into as few messages as fit under the size cap."""
+def _encode_updates(items: list[bytes]) -> list[bytes]:
+    """Pack encoded updates into as few messages as fit under the size cap."""
     messages: list[bytes] = []
     chunk: list[bytes] = []
     size = 2
-    for update in updates:
-        item = orjson.dumps(update)  # orjson encodes dataclasses natively (fast)
+    for item in items:
         if chunk and size + len(item) + 1 > MAX_UPDATES_MESSAGE_BYTES:
             messages.append(b"[" + b",".join(chunk) + b"]")
             chunk, size = [], 2
@@ -110,19 +109,39 @@ def _encode_updates(updates: list[RunUpdate]) -> list[bytes]:
     return messages
 
 
+def _prepare(event: ValidEvent) -> tuple[StoredEvent, str, bytes] | NonRunEvent:
+    """What to store and forward for one valid event (the run update encoded once)."""
+    if not event.is_run_event:
+        return NonRunEvent.from_valid(event)
+    update = RunUpdate.from_event(event)
+    # orjson encodes dataclasses natively (fast)
+    return StoredEvent.from_valid(event), update.run_id, orjson.dumps(update)
+
+
 def triage(messages: list[RawMessage], *, max_bytes: int, partitions: int) -> Batch:
     batch = Batch()
-    by_partition: defaultdict[int, list[RunUpdate]] = defaultdict(list)
+    by_partition: defaultdict[int, list[bytes]] = defaultdict(list)
     for message in messages:
         result = _parse(message, max_bytes)
+        if isinstance(result, ValidEvent):
+            try:
+                result = _prepare(result)
+            except Exception as exc:  # a bug: dead-letter the message, never stall on it
+                log.exception(
+                    "unexpected error preparing %s[%d]@%d",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                )
+                result = Rejection("internal_error", f"{type(exc).__name__}: {exc}"[:500])
         if isinstance(result, Rejection):
             batch.rejected.append(Rejected(message, result))
-        elif result.is_run_event:
-            batch.run_events.append(StoredEvent.from_valid(result))
-            update = RunUpdate.from_event(result)
-            by_partition[run_partition(update.run_id, partitions)].append(update)
+        elif isinstance(result, NonRunEvent):
+            batch.non_run_events.append(result)
         else:
-            batch.non_run_events.append(NonRunEvent.from_valid(result))
+            stored, run_id, update = result
+            batch.run_events.append(stored)
+            by_partition[run_partition(run_id, partitions)].append(update)
     batch.update_messages = {p: _encode_updates(u) for p, u in by_partition.items()}
     return batch
 

@@ -67,6 +67,8 @@ def _run(settings: Settings, table_store: str) -> None:
     asyncio.set_event_loop(loop)
     store = store_for(settings)
     loop.run_until_complete(prepare(settings, store))
+    # Faust creates its table directory without parents (the store may live elsewhere)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = make_app(settings, store, table_store=table_store)
     log.info(
         "worker: broker %s, topic %s, dead letters %s, store %s",

@@ -24,7 +24,7 @@ OPTIONS = parse_cassandra("cassandra://db1,db2:9042/openlineage?replication=dc1:
 
 def parse(statement: str):
     """Cassandra's grammar over one statement (bind markers stand in as literals)."""
-    text = statement.replace("?", "1")
+    text = statement.replace("IN ?", "IN (1)").replace("?", "1")  # IN ? binds a whole list
     # Cassandra accepts a one-column partition key in parentheses, PRIMARY KEY ((runID), ...),
     # as Atlas writes it; cqlsh's completion grammar only knows the form without.
     text = re.sub(r"PRIMARY KEY \(\((\w+)\),", r"PRIMARY KEY (\1,", text)
@@ -117,7 +117,7 @@ def test_prepared_statement_fits_its_table(name: str) -> None:
     assert used <= columns | {"count"}, f"{name}: unknown columns {used - columns}"
     if cql.startswith(("SELECT", "DELETE", "UPDATE")):
         where = cql.split(" WHERE ", 1)[1]
-        equal = {c.lower() for c in re.findall(r"(\w+) = \?", where)}
+        equal = {c.lower() for c in re.findall(r"(\w+) (?:=|IN) \?", where)}
         ranged = {c.lower() for c in re.findall(r"(\w+) [<>]=? \?", where)}
         assert set(partition) <= equal, f"{name}: partition key not fully restricted"
         assert ranged <= set(clustering[:1]), f"{name}: range on a non-leading clustering column"
@@ -133,7 +133,7 @@ def _column_part(cql: str) -> str:
     if cql.startswith("SELECT"):
         select_list = cql[len("SELECT ") : cql.index(" FROM ")].replace("count(*)", "count")
         where = cql.split(" WHERE ", 1)[1].split(" LIMIT ")[0]
-        return select_list + " " + re.sub(r"\b(AND)\b", " ", where).replace("?", "")
+        return select_list + " " + re.sub(r"\b(AND|IN)\b", " ", where).replace("?", "")
     if cql.startswith("INSERT"):
         return cql.split("(", 1)[1].split(")", 1)[0]
     where = re.sub(r" IF (NOT )?EXISTS$", "", cql.split(" WHERE ", 1)[1])

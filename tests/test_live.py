@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,29 +43,39 @@ def write_copy(tmp: Path, seed: int) -> Path:
 
 
 class SseReader:
-    """A client of /api/v1/stream in a thread: collects (id, event, data) until stopped."""
+    """A client of /api/v1/stream in a thread: collects (id, event, data) until stopped.
+    With ``reconnect``, it behaves like a browser's EventSource: when the stream breaks it
+    connects again, sending the last id it saw as ``Last-Event-ID``."""
 
-    def __init__(self, url: str, last_event_id: str | None = None) -> None:
+    def __init__(self, url: str, last_event_id: str | None = None, reconnect: bool = False) -> None:
         self.items: list[tuple[str, str, dict]] = []
         self.stop = threading.Event()
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         self.connected = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
+        self.connections = 0
+        self.thread = threading.Thread(
+            target=self._run, args=(url, last_event_id, reconnect), daemon=True
+        )
         self.thread.start()
         assert self.connected.wait(15), "stream did not connect"
 
-    def _run(self, url: str, headers: dict[str, str]) -> None:
-        try:
-            self._read(url, headers)
-        except httpx.HTTPError:
-            if not self.stop.is_set():  # a closed stream is expected only after close()
-                raise
+    def _run(self, url: str, last_event_id: str | None, reconnect: bool) -> None:
+        while not self.stop.is_set():
+            last = self.items[-1][0] if self.items else last_event_id
+            try:
+                self._read(url, {"Last-Event-ID": last} if last else {})
+            except httpx.HTTPError:
+                if not reconnect and not self.stop.is_set():
+                    raise  # a closed stream is expected only after close()
+            if not reconnect:
+                return
+            time.sleep(0.2)
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
         with httpx.stream("GET", url, headers=headers, auth=(USER, PASSWORD), timeout=30) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith(
                 "text/event-stream"
             )
+            self.connections += 1
             self.connected.set()
             event: dict[str, str] = {}
             for line in r.iter_lines():
@@ -147,6 +158,27 @@ def test_alerts_and_a_resumable_live_stream(running: Stack, tmp_path: Path) -> N
         assert len(critical) == 4 and all(a["kind"] == "failed" for a in critical)
         assert critical[0]["runUrl"].startswith("http://127.0.0.1:")
         assert api.get("/api/v1/alerts", params={"severity": "loud"}).status_code == 400
+
+
+def test_clients_reconnect_across_an_api_restart_and_miss_nothing(
+    running: Stack, tmp_path: Path
+) -> None:
+    stack = running
+    url = f"{stack.api_url}/api/v1/stream"
+    client = SseReader(url, reconnect=True)
+    assert stack.send(write_copy(tmp_path, 3)).returncode == 0
+    wait_until(lambda: len(client.items) >= 10, 60, "the first changes")
+    api = next(p for p in stack.spawned if p.name == "api")
+    api.stop()  # the API goes away while the client streams ...
+    assert stack.send(write_copy(tmp_path, 4)).returncode == 0  # ... and changes go on
+    time.sleep(2)
+    stack.start_api()
+    wait_until(lambda: sum(1 for i in client.items if i[1] == "alert") == 6, 60, "both days")
+    client.close()
+    assert client.connections >= 2
+    everything = asyncio.run(live_topic_items(stack))
+    start = [i[0] for i in everything].index(client.items[0][0])
+    assert client.items == everything[start:]  # nothing lost, nothing twice
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

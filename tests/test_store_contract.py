@@ -88,11 +88,12 @@ async def store(make_store: StoreFactory) -> Store:
     return await make_store()
 
 
-async def test_event_writes_are_idempotent(store: Store) -> None:
+async def test_event_writes_are_idempotent_and_say_what_was_new(store: Store) -> None:
     events = make_events("run-a", 20)
-    await store.write_events(events)
-    await store.write_events(events[5:15])
-    await store.write_events(events)
+    assert await store.write_events(events[:10]) == 10
+    assert await store.write_events(events[5:15]) == 5  # 5..9 were there
+    assert await store.write_events(events + events[:3]) == 5  # repeats within a batch too
+    assert await store.write_events(events) == 0
     assert await store.count_events("run-a") == 20
     page = await store.get_events("run-a", 1000)
     assert sorted(e.event_id for e in page.events) == sorted(e.event_id for e in events)
@@ -181,6 +182,12 @@ async def test_recent_event_ids_newest_first(store: Store) -> None:
     await store.write_events(events)
     newest = sorted(events, key=lambda e: sort_key(e.event_id), reverse=True)
     assert await store.recent_event_ids("run-e", 3) == [str(e.event_id) for e in newest[:3]]
+
+
+async def test_non_run_event_writes_say_what_was_new(store: Store) -> None:
+    job = NonRunEvent.from_valid(parse_event(job_event("acct-job"), 1 << 20))  # type: ignore[arg-type]
+    assert await store.write_non_run_events([job, job]) == 1
+    assert await store.write_non_run_events([job]) == 0
 
 
 async def test_non_run_events_and_dead_letters(store: Store) -> None:

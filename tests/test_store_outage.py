@@ -52,5 +52,25 @@ def test_worker_waits_out_a_locked_store(stack: Stack) -> None:
         wait_until(lambda: count(stack) == 28, 60, "every event stored after the outage")
         wait_until(lambda: "succeeded after" in worker.log(), 30, "recovery to be logged")
         wait_until(lambda: httpx.get(health_url, timeout=5).status_code == 200, 30, "healthy again")
+        # everything accounted for, run states and alerts right
+        acct = httpx.get(health_url, timeout=5).json()["accounting"]
+        assert acct == {
+            "consumed": 28,
+            "stored": 28,
+            "deduplicated": 0,
+            "deadLettered": 0,
+            "balanced": True,
+        }
+        with sqlite3.connect(f"file:{stack.db_path}?mode=ro", uri=True, timeout=30) as conn:
+            wait_until(
+                lambda: (
+                    conn.execute("SELECT count(*) FROM alerts WHERE published = 1").fetchone()[0]
+                    == 3
+                ),
+                30,
+                "the samples' three alerts",
+            )
+            states = dict(conn.execute("SELECT state, count(*) FROM run_status GROUP BY 1"))
+        assert states == {"COMPLETE": 11, "FAIL": 3}
     finally:
         worker.stop()

@@ -70,9 +70,13 @@ def test_worker_metrics_after_real_traffic(stack: Stack, tmp_path: Path) -> None
         response = httpx.get(url, timeout=5)
         assert response.headers["content-type"].startswith("text/plain")
         stored = samples(text, "lineage_worker_events_stored_total")
-        assert stored == {'{kind="run"}': 2 * len(LINES), '{kind="non_run"}': 0}
+        assert stored == {'{kind="run"}': len(LINES), '{kind="non_run"}': 0}  # new ones only
         dead = samples(text, "lineage_worker_events_dead_lettered_total")
         assert dead == {'{reason="not_json"}': 1, '{reason="missing_field"}': 1}
+        # the accounting: consumed = stored + deduplicated + dead-lettered
+        total = samples(text, "lineage_worker_events_consumed_total")[""]
+        deduplicated = samples(text, "lineage_worker_events_deduplicated_total")[""]
+        assert total == sum(stored.values()) + deduplicated + sum(dead.values())
         live = samples(text, "lineage_worker_live_runs")
         assert {k[len('{state="') : -2]: int(v) for k, v in live.items() if v} == dict(states)
         changes = samples(text, "lineage_worker_run_state_changes_total")

@@ -104,7 +104,7 @@ async def ingest(request: Request) -> JSONResponse:
             len(messages) + len(problems),
             len(problems),
             first.index,
-            first.detail,
+            first.reason,  # not the detail: it may quote the event's content
         )
         raise ApiError(
             400,

@@ -58,6 +58,27 @@ def worker() -> None:
 
 
 @main.command()
+@click.option(
+    "--worker",
+    "worker_url",
+    help="A worker's web address (default: http://LINEAGE_WORKER_HOST:LINEAGE_WORKER_PORT).",
+)
+def stats(worker_url: str | None) -> None:
+    """Is everything accounted for? The worker's accounting (consumed = stored + deduplicated
+    + dead-lettered), the group's lag on the events topic, and the store's row counts.
+    Exits 1 when the accounting does not hold."""
+    from ..runtime import resolve_bootstrap
+    from .stats import report
+
+    s = resolve_bootstrap(_settings())
+    if worker_url is None and s.worker_port:
+        worker_url = f"http://{s.worker_host}:{s.worker_port}"
+    text, ok = report(s, worker_url)
+    click.echo(text)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
 def api() -> None:
     """Run the query API alone (uvicorn on LINEAGE_API_HOST:LINEAGE_API_PORT).
 

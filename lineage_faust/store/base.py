@@ -308,11 +308,16 @@ class Store(abc.ABC):
 
     # ---- writes (worker) -------------------------------------------------------------
     @abc.abstractmethod
-    async def write_events(self, events: Sequence[StoredEvent]) -> None:
-        """Upsert run events into ``events_by_run``; rewriting one is a no-op."""
+    async def write_events(self, events: Sequence[StoredEvent]) -> int:
+        """Write run events into ``events_by_run``; rewriting one changes nothing.
+
+        Returns how many were not stored before (the rest are duplicates: redeliveries,
+        or the same event sent twice), which the worker's accounting needs.
+        """
 
     @abc.abstractmethod
-    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None: ...
+    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
+        """As ``write_events``, for JobEvents and DatasetEvents; returns how many were new."""
 
     @abc.abstractmethod
     async def write_run_statuses(
@@ -393,6 +398,11 @@ class Store(abc.ABC):
 
         Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
         """
+
+    async def counts(self) -> dict[str, int] | None:
+        """Rows held, by table and runs by state, where counting is cheap (``lineage-faust
+        stats``); None where it would scan a cluster."""
+        return None
 
     @abc.abstractmethod
     async def health(self) -> None:

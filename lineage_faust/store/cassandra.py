@@ -155,6 +155,9 @@ def _statements(ks: str) -> dict[str, str]:
             f"SELECT {_EVENT_COLUMNS} FROM {ks}.events_by_run WHERE runID = ? AND eventId = ?"
         ),
         "select_event_ids": f"SELECT eventId FROM {ks}.events_by_run WHERE runID = ? LIMIT ?",
+        "select_stored_event_ids": (
+            f"SELECT eventId FROM {ks}.events_by_run WHERE runID = ? AND eventId IN ?"
+        ),
         "count_events": f"SELECT count(*) FROM {ks}.events_by_run WHERE runID = ?",
         "insert_status": f"INSERT INTO {ks}.run_status ({STATUS_COLUMNS}) VALUES ({status_marks})",
         "select_status": f"SELECT {STATUS_COLUMNS} FROM {ks}.run_status WHERE runId = ?",
@@ -196,6 +199,10 @@ def _statements(ks: str) -> dict[str, str]:
         "insert_non_run": (
             f"INSERT INTO {ks}.non_run_events (namespace, name, bucket, eventId, kind, source, "
             "eventTime, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "select_stored_non_run_ids": (
+            f"SELECT eventId FROM {ks}.non_run_events "
+            "WHERE namespace = ? AND name = ? AND bucket = ? AND eventId IN ?"
         ),
         "select_non_run": (
             f"SELECT {_NON_RUN_COLUMNS} FROM {ks}.non_run_events "
@@ -503,7 +510,23 @@ class CassandraStore(Store):
             self._known_buckets.clear()
         self._known_buckets.add(key)
 
-    async def write_events(self, events: Sequence[StoredEvent]) -> None:
+    async def _count_stored(self, name: str, groups: dict[tuple, list[uuid.UUID]]) -> int:
+        """How many of these ids are stored already: one single-partition read per group."""
+        found = await asyncio.gather(
+            *(self._execute(name, (*key, list(dict.fromkeys(ids)))) for key, ids in groups.items())
+        )
+        return sum(len(rows) for rows, _ in found)
+
+    async def write_events(self, events: Sequence[StoredEvent]) -> int:
+        if not events:
+            return 0
+        by_run: dict[tuple, list[uuid.UUID]] = {}
+        for e in events:
+            by_run.setdefault((e.run_id,), []).append(e.event_id)
+        # Writes are upserts: what was there already is read first (for the accounting;
+        # a repeat within the batch counts as a duplicate too).
+        distinct = sum(len(set(ids)) for ids in by_run.values())
+        stored_before = await self._count_stored("select_stored_event_ids", by_run)
         await asyncio.gather(
             *(
                 self._execute(
@@ -513,11 +536,16 @@ class CassandraStore(Store):
                 for e in events
             )
         )
+        return distinct - stored_before
 
-    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None:
+    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
+        if not events:
+            return 0
+        groups: dict[tuple, list[uuid.UUID]] = {}
         calls = []
         for e in events:
             bucket = month_bucket(e.event_time)
+            groups.setdefault((e.namespace, e.name, bucket), []).append(e.event_id)
             calls.append(self._note_bucket("non_run", f"{e.namespace}\n{e.name}", bucket))
             values = (
                 e.namespace,
@@ -530,7 +558,10 @@ class CassandraStore(Store):
                 e.event,
             )
             calls.append(self._execute("insert_non_run", values))
+        distinct = sum(len(set(ids)) for ids in groups.values())
+        stored_before = await self._count_stored("select_stored_non_run_ids", groups)
         await asyncio.gather(*calls)
+        return distinct - stored_before
 
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         calls = []

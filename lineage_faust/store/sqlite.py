@@ -306,7 +306,34 @@ class SQLiteStore(Store):
         self._executor = None
 
     # ---- writes -----------------------------------------------------------------------
-    async def write_events(self, events: Sequence[StoredEvent]) -> None:
+    async def _insert_new(
+        self, insert: str, rows: list[tuple[Any, ...]], refresh: str, keys: list[tuple]
+    ) -> int:
+        """Insert rows that are not there yet, in one transaction; the number inserted.
+        With a retention, rewriting an existing row refreshes its expiry (as Cassandra's
+        rewrites refresh the TTL)."""
+        if not rows:
+            return 0
+        expires = self._expires_at()
+
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany(insert, rows)
+                inserted = conn.total_changes - before
+                if expires is not None and inserted < len(rows):
+                    conn.executemany(refresh, [(expires, *key) for key in keys])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._purge_if_due(conn)
+            return inserted
+
+        return await self._run(write)
+
+    async def write_events(self, events: Sequence[StoredEvent]) -> int:
         expires = self._expires_at()
         rows = [
             (
@@ -322,15 +349,15 @@ class SQLiteStore(Store):
             )
             for e in events
         ]
-        # A rewrite changes nothing but the expiry (Cassandra rewrites refresh the TTL too).
-        sql = (
+        insert = (
             "INSERT INTO events_by_run (runId, eventSort, eventId, source, jobName, eventTime, "
             "event, status, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (runId, eventSort) DO UPDATE SET expiresAt=excluded.expiresAt"
+            "ON CONFLICT (runId, eventSort) DO NOTHING"
         )
-        await self._write_many(sql, rows)
+        refresh = "UPDATE events_by_run SET expiresAt = ? WHERE runId = ? AND eventSort = ?"
+        return await self._insert_new(insert, rows, refresh, [r[:2] for r in rows])
 
-    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> None:
+    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
         expires = self._expires_at()
         rows = [
             (
@@ -345,12 +372,12 @@ class SQLiteStore(Store):
             )
             for e in events
         ]
-        sql = (
+        insert = (
             "INSERT INTO non_run_events (eventId, kind, namespace, name, source, eventTime, "
-            "event, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (eventId) DO UPDATE SET expiresAt=excluded.expiresAt"
+            "event, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (eventId) DO NOTHING"
         )
-        await self._write_many(sql, rows)
+        refresh = "UPDATE non_run_events SET expiresAt = ? WHERE eventId = ?"
+        return await self._insert_new(insert, rows, refresh, [r[:1] for r in rows])
 
     async def write_run_statuses(
         self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
@@ -599,6 +626,23 @@ class SQLiteStore(Store):
             _, at, last_id = rows[-1]
             next_cursor = seal_cursor(scope, at.to_bytes(8, "big", signed=True) + last_id.encode())
         return AlertPage([Alert.from_dict(orjson.loads(r[0])) for r in rows], next_cursor)
+
+    async def counts(self) -> dict[str, int] | None:
+        def count(conn: sqlite3.Connection) -> dict[str, int]:
+            now = _now_us()
+            found = {
+                table: conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE {_LIVE}", (now,)
+                ).fetchone()[0]
+                for table in ("events_by_run", "non_run_events", "dead_letters", "alerts")
+            }
+            by_state = conn.execute(
+                f"SELECT state, count(*) FROM run_status WHERE {_LIVE} GROUP BY state", (now,)
+            ).fetchall()
+            found.update({f"runs {state}": n for state, n in sorted(by_state)})
+            return found
+
+        return await self._run(count)
 
     async def health(self) -> None:
         def probe(conn: sqlite3.Connection) -> None:
