@@ -20,7 +20,18 @@ from .auth import Authenticator, authenticated
 from .errors import install_error_handlers
 from .ingest import Forwarder
 from .metrics import ApiMetrics, MetricsMiddleware
-from .routes import alerts, atlas, board, dead_letters, jobs, lineage, runs, service, stream
+from .routes import (
+    alerts,
+    atlas,
+    board,
+    datasets,
+    dead_letters,
+    jobs,
+    lineage,
+    runs,
+    service,
+    stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +39,8 @@ DESCRIPTION = """Live run-operations data from OpenLineage events.
 
 * **Atlas** (`/api/atlas/v2/openlineage/...`): Atlas's OpenLineage endpoints, unchanged.
 * **v1**: a run's status with its parent and children, run listings by state and time, a
-  job's history, alerts, dead letters, the live stream of run-state changes and alerts
+  job's history, datasets (last good write, freshness, readers/writers, a failed run's
+  downstream impact), alerts, dead letters, the live stream of run-state changes and alerts
   (`/api/v1/stream`, Server-Sent Events), and `POST /api/v1/lineage` (OpenLineage's HTTP
   transport). The ops board is at `/`.
 
@@ -83,7 +95,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     guarded = [Depends(authenticated)]
     app.include_router(atlas.router)  # guards its lookups itself; its health stays open
-    for module in (runs, jobs, alerts, dead_letters, lineage, stream, board):
+    for module in (runs, jobs, datasets, alerts, dead_letters, lineage, stream, board):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(service.router)
 

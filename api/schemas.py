@@ -260,3 +260,80 @@ class AlertList(BaseModel):
     count: int
     alerts: list[AlertOut]
     nextCursor: str | None
+
+
+class DatasetWrite(BaseModel):
+    """A run that wrote the dataset."""
+
+    runId: str
+    namespace: str = Field(description="The writing job's namespace")
+    job: str
+    state: str
+    time: str | None = Field(description="When the run ended (or its last event)")
+    rowCount: int | None
+    sizeBytes: int | None
+
+
+class JobLink(BaseModel):
+    namespace: str
+    name: str
+    lastSeen: str
+
+
+class DatasetResponse(BaseModel):
+    success: bool = True
+    namespace: str
+    name: str
+    lastSuccessfulWrite: DatasetWrite | None
+    lastFailedWrite: DatasetWrite | None = Field(
+        description="The latest run that meant to write it and failed (FAIL/ABORT)"
+    )
+    freshnessSeconds: float | None = Field(
+        description="Age of the last successful write; null if none is known"
+    )
+    writers: list[JobLink]
+    readers: list[JobLink]
+
+
+class DatasetRunOut(BaseModel):
+    runId: str
+    href: str
+    direction: str = Field(description="input (read) or output (written)")
+    namespace: str = Field(description="The job's namespace")
+    job: str
+    state: str | None = Field(description="The run's state; null if its status is not stored")
+    eventTime: str
+    startTime: str | None
+    endTime: str | None
+    rowCount: int | None
+    sizeBytes: int | None
+
+
+class DatasetRuns(BaseModel):
+    success: bool = True
+    namespace: str
+    name: str
+    count: int
+    runs: list[DatasetRunOut]
+    nextCursor: str | None
+
+
+class ImpactedDataset(BaseModel):
+    namespace: str
+    name: str
+    declaredByRun: bool = Field(description="The run named it as an output itself")
+    lastSuccessfulWrite: DatasetWrite | None
+    readers: list[JobLink] = Field(description="Jobs seen reading it: now reading stale data")
+
+
+class Impact(BaseModel):
+    success: bool = True
+    runId: str
+    namespace: str
+    job: str
+    state: str
+    expectedOutputs: list[ImpactedDataset] = Field(
+        description="What the run was expected to write: its own declared outputs and the "
+        "outputs of its job's earlier runs"
+    )
+    downstreamJobs: list[JobLink] = Field(description="Every job reading one of those datasets")

@@ -127,6 +127,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             new_runs = await store.write_events(batch.run_events)
             new_non_runs = await store.write_non_run_events(batch.non_run_events)
             await store.write_dead_letters(batch.dead_letters())
+            await store.write_dataset_io(batch.dataset_io)
         return new_runs, new_non_runs
 
     async def send_dead_letters(batch: Batch) -> None:

@@ -169,6 +169,13 @@ class AirflowRunFacet(_Lenient):
     task: Annotated[AirflowTask | None, WrapValidator(_drop_if_malformed)] = None
 
 
+class DatasetStatisticsFacet(_Lenient):
+    """outputStatistics / inputStatistics / dataQualityMetrics: the counts ops look at."""
+
+    rowCount: int | None = None
+    size: int | None = None
+
+
 class JobTypeJobFacet(_Lenient):
     processingType: str | None = None
     integration: str | None = None
@@ -224,15 +231,22 @@ class RunEvent(_BaseEvent):
     eventType: EventTypeField = None
     run: Run
     job: Job
+    inputs: Any = None  # read with lineage_faust.datasets (a malformed entry is skipped)
+    outputs: Any = None
 
 
 class JobEvent(_BaseEvent):
     job: Job
+    inputs: Any = None
+    outputs: Any = None
 
 
 class DatasetRef(_Lenient):
     namespace: NonEmptyStr
     name: NonEmptyStr
+    facets: Any = None
+    inputFacets: Any = None
+    outputFacets: Any = None
 
 
 class DatasetEvent(_BaseEvent):

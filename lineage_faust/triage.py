@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from .datasets import DatasetIO, dataset_io
 from .identity import run_partition
 from .model import Rejection, ValidEvent, parse_event
 from .runstate import RunUpdate
@@ -66,6 +67,7 @@ class Batch:
     run_events: list[StoredEvent] = field(default_factory=list)
     non_run_events: list[NonRunEvent] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    dataset_io: list[DatasetIO] = field(default_factory=list)
     # internal partition -> encoded messages, each a JSON list of run updates
     update_messages: dict[int, list[bytes]] = field(default_factory=dict)
 
@@ -125,7 +127,9 @@ def triage(messages: list[RawMessage], *, max_bytes: int, partitions: int) -> Ba
         result = _parse(message, max_bytes)
         if isinstance(result, ValidEvent):
             try:
+                ios = dataset_io(result)
                 result = _prepare(result)
+                batch.dataset_io.extend(ios)
             except Exception as exc:  # a bug: dead-letter the message, never stall on it
                 log.exception(
                     "unexpected error preparing %s[%d]@%d",

@@ -41,6 +41,8 @@ def run_event_obj(
     parent: tuple[str, str] | None = None,
     error: str | None = None,
     streaming: bool = False,
+    inputs: list[InputDataset] | None = None,
+    outputs: list[OutputDataset] | None = None,
 ) -> RunEvent:
     facets: dict = {
         "nominalTime": nominal_time_run.NominalTimeRunFacet(nominalStartTime=BASE.isoformat())
@@ -72,8 +74,10 @@ def run_event_obj(
         run=Run(runId=run_id, facets=facets),
         job=Job(namespace=namespace, name=job, facets=job_facets),
         producer=PRODUCER,
-        inputs=[InputDataset(namespace="db", name="raw.orders")],
-        outputs=[OutputDataset(namespace="db", name="clean.orders")],
+        inputs=[InputDataset(namespace="db", name="raw.orders")] if inputs is None else inputs,
+        outputs=[OutputDataset(namespace="db", name="clean.orders")]
+        if outputs is None
+        else outputs,
     )
 
 

@@ -231,6 +231,7 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         page.press("#q", "Enter")
         page.wait_for_selector("#children tr", timeout=20_000)
         assert page.locator("#timeline tr").count() == 2  # START, FAIL
+        page.wait_for_selector("#impact:has-text('nothing known downstream')", timeout=20_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
         browser.close()

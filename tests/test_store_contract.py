@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from lineage_faust.alerting import Alert, alert_id
+from lineage_faust.datasets import DatasetIO
 from lineage_faust.identity import sort_key
 from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
@@ -462,3 +463,60 @@ async def test_sqlite_reader_sees_writer_commits(tmp_path: Path) -> None:
     finally:
         await writer.close()
         await reader.close()
+
+
+def io(ds: str, direction: str, run: str | None, job: str, minutes: int, **stats: int) -> DatasetIO:
+    return DatasetIO(
+        "warehouse", ds, direction, run, "ns-ds", job, BASE + timedelta(minutes=minutes), **stats
+    )
+
+
+async def test_dataset_io_round_trip_and_walk(store: Store) -> None:
+    rows = []
+    for i in range(9):  # the loader writes orders every hour; the report reads it
+        rows.append(io("orders", "output", f"load-{i}", "loader", 60 * i))
+        rows.append(io("orders", "input", f"report-{i}", "report", 60 * i + 30))
+    rows.append(io("orders", "output", "load-3", "loader", 185, row_count=42, size_bytes=9000))
+    rows.append(io("orders", "input", None, "auditor", 999))  # a JobEvent: no run
+    await store.write_dataset_io(rows)
+    await store.write_dataset_io(rows)  # idempotent
+    statuses = [
+        run_status(
+            f"load-{i}",
+            "COMPLETE" if i != 8 else "FAIL",
+            namespace="ns-ds",
+            job="loader",
+            start=BASE + timedelta(hours=i),
+            end=BASE + timedelta(hours=i, minutes=5),
+        )
+        for i in range(9)
+    ]
+    await store.write_run_statuses(statuses)
+    for limit in (1, 4, 100):
+        got = await walk_pages(
+            lambda cursor, n=limit: store.list_dataset_runs("warehouse", "orders", n, cursor),
+            limit,
+            lambda page: [f"{r.io.run_id}/{r.io.direction}" for r in page.runs],
+        )
+        want = [f"report-{i}/input" for i in range(9)] + [f"load-{i}/output" for i in range(9)]
+        assert sorted(got) == sorted(want) and len(got) == 18, limit
+        assert got[0] == "report-8/input"  # newest first
+    page = await store.list_dataset_runs("warehouse", "orders", 100)
+    load3 = next(r for r in page.runs if r.io.run_id == "load-3")
+    assert (load3.io.row_count, load3.io.size_bytes) == (42, 9000)
+    assert load3.status is not None and load3.status.state == "COMPLETE"
+    assert next(r for r in page.runs if r.io.run_id == "report-1").status is None
+    jobs = await store.dataset_jobs("warehouse", "orders")
+    assert {(j.name, j.direction) for j in jobs} == {
+        ("loader", "output"),
+        ("report", "input"),
+        ("auditor", "input"),
+    }
+    assert jobs[0].name == "auditor"  # most recently seen first
+    assert [(d.name, d.direction) for d in await store.job_datasets("ns-ds", "loader")] == [
+        ("orders", "output")
+    ]
+    assert [(d.name, d.direction) for d in await store.run_datasets("load-3")] == [
+        ("orders", "output")
+    ]
+    assert (await store.list_dataset_runs("warehouse", "nothing", 10)).runs == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Path, Query, Request, Response
 from pydantic import BaseModel
@@ -31,6 +32,21 @@ _ERROR_TEXT = {
 def errors(*codes: int) -> dict:
     """OpenAPI ``responses`` for these status codes, all in the error envelope."""
     return {code: {"model": Envelope, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+def encoded_names(
+    request: Request, collection: str, suffix: str | None, decoded: tuple[str, str]
+) -> tuple[str, str]:
+    """``/api/v1/<collection>/<namespace>/<name>[/<suffix>]`` split as the client encoded it:
+    ``airflow:%2F%2Fprod`` arrives decoded, so the split is redone on the raw path (a name may
+    hold an encoded slash too)."""
+    raw = request.scope.get("raw_path")
+    if raw:
+        parts = raw.decode("latin-1").split("/")  # '', api, v1, collection, ns, name, [suffix]
+        expected = 7 if suffix else 6
+        if len(parts) == expected and parts[3] == collection and (not suffix or parts[6] == suffix):
+            return unquote(parts[4]), unquote(parts[5])
+    return decoded
 
 
 def store_of(request: Request) -> Store:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ..alerting import SEVERITIES, Alert
+from ..datasets import DatasetIO
 from ..model import (
     DatasetEvent,
     JobEvent,
@@ -259,6 +260,30 @@ class RunPage:
 
 
 @dataclass(slots=True)
+class DatasetRun:
+    """A run that read or wrote a dataset, with the run's status (None: not stored yet)."""
+
+    io: DatasetIO
+    status: RunStatus | None
+
+
+@dataclass(slots=True)
+class DatasetRunPage:
+    runs: list[DatasetRun]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetLink:
+    """A job seen reading/writing a dataset, or a dataset a job was seen reading/writing."""
+
+    namespace: str
+    name: str
+    direction: str  # "input" or "output"
+    last_seen: datetime
+
+
+@dataclass(slots=True)
 class AlertPage:
     alerts: list[Alert]
     next_cursor: str | None
@@ -398,6 +423,30 @@ class Store(abc.ABC):
 
         Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
         """
+
+    # ---- datasets ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
+        """Record which runs (and jobs) read and wrote which datasets; idempotent."""
+
+    @abc.abstractmethod
+    async def list_dataset_runs(
+        self, namespace: str, name: str, limit: int, cursor: str | None = None
+    ) -> DatasetRunPage:
+        """Runs that read or wrote a dataset, newest first (one entry per run and
+        direction), with their statuses. Same paging contract as ``list_runs``."""
+
+    @abc.abstractmethod
+    async def dataset_jobs(self, namespace: str, name: str) -> list[DatasetLink]:
+        """Jobs seen reading (input) or writing (output) a dataset, most recent first."""
+
+    @abc.abstractmethod
+    async def job_datasets(self, namespace: str, job: str) -> list[DatasetLink]:
+        """Datasets a job was seen reading or writing, most recent first."""
+
+    @abc.abstractmethod
+    async def run_datasets(self, run_id: str) -> list[DatasetIO]:
+        """The datasets one run declared reading or writing."""
 
     async def counts(self) -> dict[str, int] | None:
         """Rows held, by table and runs by state, where counting is cheap (``lineage-faust

@@ -33,11 +33,15 @@ import orjson
 
 from ..alerting import Alert
 from ..config import CassandraOptions
+from ..datasets import DatasetIO
 from . import cassandra_schema as schema
 from .base import (
     STATUS_COLUMNS,
     AlertPage,
     AlertQuery,
+    DatasetLink,
+    DatasetRun,
+    DatasetRunPage,
     DeadLetter,
     EventPage,
     InvalidCursor,
@@ -138,6 +142,9 @@ async def walk_buckets(
 # ---- statements ----------------------------------------------------------------------------
 _EVENT_COLUMNS = "eventId, runID, jobName, source, eventTime, status, event"
 _NON_RUN_COLUMNS = "eventId, kind, namespace, name, source, eventTime, event"
+_DATASET_IO_COLUMNS = (
+    "dsNamespace, dsName, direction, runId, jobNamespace, jobName, eventTime, rowCount, sizeBytes"
+)
 _DEAD_LETTER_COLUMNS = (
     "sourceTopic, sourcePartition, sourceOffset, reason, detail, fieldPath, receivedAt, "
     "messageKey, messageValue"
@@ -230,6 +237,39 @@ def _statements(ks: str) -> dict[str, str]:
         "select_alerts_by_day": (
             f"SELECT raisedAt, alertId, severity, alert FROM {ks}.alerts_by_day "
             "WHERE bucket = ? AND raisedAt >= ?"
+        ),
+        "insert_dataset_run": (
+            f"INSERT INTO {ks}.dataset_runs (dsNamespace, dsName, bucket, runId, direction, "
+            "jobNamespace, jobName, eventTime, rowCount, sizeBytes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "select_dataset_runs": (
+            f"SELECT {_DATASET_IO_COLUMNS} FROM {ks}.dataset_runs "
+            "WHERE dsNamespace = ? AND dsName = ? AND bucket = ?"
+        ),
+        "insert_dataset_job": (
+            f"INSERT INTO {ks}.dataset_jobs (dsNamespace, dsName, direction, jobNamespace, "
+            "jobName, lastSeen) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        "select_dataset_jobs": (
+            f"SELECT jobNamespace, jobName, direction, lastSeen FROM {ks}.dataset_jobs "
+            "WHERE dsNamespace = ? AND dsName = ?"
+        ),
+        "insert_job_dataset": (
+            f"INSERT INTO {ks}.job_datasets (jobNamespace, jobName, direction, dsNamespace, "
+            "dsName, lastSeen) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        "select_job_datasets": (
+            f"SELECT dsNamespace, dsName, direction, lastSeen FROM {ks}.job_datasets "
+            "WHERE jobNamespace = ? AND jobName = ?"
+        ),
+        "insert_dataset_of_run": (
+            f"INSERT INTO {ks}.datasets_by_run (runId, direction, dsNamespace, dsName, "
+            "jobNamespace, jobName, eventTime, rowCount, sizeBytes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "select_datasets_of_run": (
+            f"SELECT {_DATASET_IO_COLUMNS} FROM {ks}.datasets_by_run WHERE runId = ?"
         ),
         "select_meta": f"SELECT value FROM {ks}.schema_meta WHERE name = ?",
         "insert_meta": f"INSERT INTO {ks}.schema_meta (name, value) VALUES (?, ?)",
@@ -802,6 +842,108 @@ class CassandraStore(Store):
             if len(found) >= limit:
                 break
         return found
+
+    # ---- datasets -----------------------------------------------------------------------
+    async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
+        from cassandra.query import UNSET_VALUE  # no null cells: absent stats keep older ones
+
+        def count(value: int | None) -> Any:
+            return UNSET_VALUE if value is None else value
+
+        calls = []
+        for r in rows:
+            at = _ms(r.event_time)
+            calls.append(
+                self._execute(
+                    "insert_dataset_job",
+                    (r.namespace, r.name, r.direction, r.job_namespace, r.job, at),
+                )
+            )
+            calls.append(
+                self._execute(
+                    "insert_job_dataset",
+                    (r.job_namespace, r.job, r.direction, r.namespace, r.name, at),
+                )
+            )
+            if r.run_id is None:
+                continue
+            bucket = month_bucket(at)
+            calls.append(self._note_bucket("dataset", f"{r.namespace}\n{r.name}", bucket))
+            io = (r.job_namespace, r.job, at, count(r.row_count), count(r.size_bytes))
+            calls.append(
+                self._execute(
+                    "insert_dataset_run", (r.namespace, r.name, bucket, r.run_id, r.direction, *io)
+                )
+            )
+            calls.append(
+                self._execute(
+                    "insert_dataset_of_run", (r.run_id, r.direction, r.namespace, r.name, *io)
+                )
+            )
+        await asyncio.gather(*calls)
+
+    @staticmethod
+    def _io_row(row: Sequence[Any]) -> DatasetIO:
+        return DatasetIO(*row[:6], _utc(row[6]), row[7], row[8])  # type: ignore[arg-type]
+
+    async def _all_rows(self, name: str, values: Sequence[Any]) -> list[tuple]:
+        rows: list[tuple] = []
+        state: bytes | None = None
+        while True:
+            page, state = await self._execute(name, values, fetch_size=5000, paging_state=state)
+            rows.extend(page)
+            if state is None:
+                return rows
+
+    async def list_dataset_runs(
+        self, namespace: str, name: str, limit: int, cursor: str | None = None
+    ) -> DatasetRunPage:
+        # A month's partition is read whole and sorted newest first (it is keyed by run, so a
+        # run's later events update its row); the cursor is (month, position in that order).
+        scope = f"dataset-runs|{namespace}|{name}"
+        position = self._position(open_cursor(scope, cursor) if cursor else None)
+        buckets = await self._buckets("dataset", f"{namespace}\n{name}", _FAR_PAST, _FAR_FUTURE)
+        if position is not None:
+            buckets = [b for b in buckets if b <= position[0]]
+        found: list[DatasetIO] = []
+        end = None
+        for bucket in buckets:
+            rows = await self._all_rows("select_dataset_runs", (namespace, name, bucket))
+            ios = sorted(
+                (self._io_row(r) for r in rows),
+                key=lambda io: (-io.event_time.timestamp(), io.run_id or "", io.direction),
+            )
+            skip = (
+                int.from_bytes(position[1], "big")
+                if position is not None and bucket == position[0] and position[1]
+                else 0
+            )
+            take = ios[skip : skip + limit - len(found)]
+            found.extend(take)
+            if len(found) >= limit:
+                if skip + len(take) < len(ios):
+                    end = (bucket, (skip + len(take)).to_bytes(8, "big"))
+                elif bucket != buckets[-1]:
+                    end = (buckets[buckets.index(bucket) + 1], None)
+                break
+        statuses = await self.get_run_statuses([io.run_id for io in found if io.run_id])
+        runs = [DatasetRun(io, statuses.get(io.run_id or "")) for io in found]
+        return DatasetRunPage(runs, self._seal(scope, end))
+
+    async def _links(self, name: str, key: tuple[str, str]) -> list[DatasetLink]:
+        rows = await self._all_rows(name, key)
+        links = [DatasetLink(r[0], r[1], r[2], _utc(r[3])) for r in rows]  # type: ignore[arg-type]
+        return sorted(links, key=lambda link: link.last_seen, reverse=True)[:1000]
+
+    async def dataset_jobs(self, namespace: str, name: str) -> list[DatasetLink]:
+        return await self._links("select_dataset_jobs", (namespace, name))
+
+    async def job_datasets(self, namespace: str, job: str) -> list[DatasetLink]:
+        return await self._links("select_job_datasets", (namespace, job))
+
+    async def run_datasets(self, run_id: str) -> list[DatasetIO]:
+        rows = await self._all_rows("select_datasets_of_run", (run_id,))
+        return [self._io_row(r) for r in rows]
 
     # ---- alerts -------------------------------------------------------------------------
     async def _record_alert(self, alert: Alert) -> Alert | None:

@@ -27,6 +27,13 @@ dead_letters        day (receivedAt DESC, source    the latest rejected messages
 alerts              alertId                         one alert: written once (IF NOT EXISTS),
                                                     then marked published (the outbox).
 alerts_by_day       day (raisedAt DESC, alertId)    alerts newest first. One day's alerts.
+dataset_runs        (dsNamespace, dsName, month)    runs that read or wrote a dataset (sorted
+                    (runId, direction)              by time when read). One month of one.
+dataset_jobs        (dsNamespace, dsName)           jobs seen reading/writing a dataset.
+                    (direction, job)                Bounded by the jobs touching it.
+job_datasets        (jobNamespace, jobName)         datasets a job read/wrote (impact).
+                    (direction, dataset)            Bounded by the job's datasets.
+datasets_by_run     runId (direction, dataset)      one run's datasets. A handful.
 schema_meta         name                            the schema version.
 ==================  ==============================  =========================================
 
@@ -42,8 +49,9 @@ from __future__ import annotations
 
 from ..config import CassandraOptions
 
-# 2: runs_by_parent; 3: alerts, alerts_by_day (created in place by init-store / CREATE_SCHEMA=1)
-SCHEMA_VERSION = 3
+# 2: runs_by_parent; 3: alerts, alerts_by_day; 4: dataset tables
+# (each created in place by init-store / CREATE_SCHEMA=1)
+SCHEMA_VERSION = 4
 INDEX_GC_GRACE_S = 3 * 3600
 
 # Tables whose rows expire after LINEAGE_RETENTION (default_time_to_live); buckets and
@@ -58,6 +66,10 @@ DATA_TABLES = (
     "dead_letters",
     "alerts",
     "alerts_by_day",
+    "dataset_runs",
+    "dataset_jobs",
+    "job_datasets",
+    "datasets_by_run",
 )
 
 _TABLES = {
@@ -122,6 +134,31 @@ _TABLES = {
             bucket timestamp, raisedAt timestamp, alertId text, severity text, alert text,
             PRIMARY KEY ((bucket), raisedAt, alertId)
         ) WITH CLUSTERING ORDER BY (raisedAt DESC, alertId ASC) AND {options}""",
+    "dataset_runs": """
+        CREATE TABLE IF NOT EXISTS {ks}.dataset_runs (
+            dsNamespace text, dsName text, bucket timestamp, runId text, direction text,
+            jobNamespace text, jobName text, eventTime timestamp, rowCount bigint,
+            sizeBytes bigint,
+            PRIMARY KEY ((dsNamespace, dsName, bucket), runId, direction)
+        ) WITH {options}""",
+    "dataset_jobs": """
+        CREATE TABLE IF NOT EXISTS {ks}.dataset_jobs (
+            dsNamespace text, dsName text, direction text, jobNamespace text, jobName text,
+            lastSeen timestamp,
+            PRIMARY KEY ((dsNamespace, dsName), direction, jobNamespace, jobName)
+        ) WITH {options}""",
+    "job_datasets": """
+        CREATE TABLE IF NOT EXISTS {ks}.job_datasets (
+            jobNamespace text, jobName text, direction text, dsNamespace text, dsName text,
+            lastSeen timestamp,
+            PRIMARY KEY ((jobNamespace, jobName), direction, dsNamespace, dsName)
+        ) WITH {options}""",
+    "datasets_by_run": """
+        CREATE TABLE IF NOT EXISTS {ks}.datasets_by_run (
+            runId text, direction text, dsNamespace text, dsName text, jobNamespace text,
+            jobName text, eventTime timestamp, rowCount bigint, sizeBytes bigint,
+            PRIMARY KEY ((runId), direction, dsNamespace, dsName)
+        ) WITH {options}""",
     "schema_meta": """
         CREATE TABLE IF NOT EXISTS {ks}.schema_meta (name text PRIMARY KEY, value text)
         WITH default_time_to_live = 0""",

@@ -21,11 +21,15 @@ from typing import Any, TypeVar
 import orjson
 
 from ..alerting import Alert
+from ..datasets import DatasetIO
 from ..identity import sort_key
 from .base import (
     STATUS_COLUMNS,
     AlertPage,
     AlertQuery,
+    DatasetLink,
+    DatasetRun,
+    DatasetRunPage,
     DeadLetter,
     EventPage,
     InvalidCursor,
@@ -45,7 +49,7 @@ from .base import (
     status_to_row,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -137,6 +141,35 @@ CREATE TABLE IF NOT EXISTS alerts (
     expiresAt INTEGER
 );
 CREATE INDEX IF NOT EXISTS alerts_listing ON alerts (raisedAt DESC, alertId ASC);
+
+CREATE TABLE IF NOT EXISTS dataset_io (
+    dsNamespace TEXT NOT NULL,
+    dsName TEXT NOT NULL,
+    direction TEXT NOT NULL,             -- input / output
+    runId TEXT NOT NULL,
+    jobNamespace TEXT NOT NULL,
+    jobName TEXT NOT NULL,
+    eventTime INTEGER NOT NULL,          -- the run's latest event naming the dataset (us)
+    rowCount INTEGER,
+    sizeBytes INTEGER,
+    expiresAt INTEGER,
+    PRIMARY KEY (dsNamespace, dsName, direction, runId)
+);
+CREATE INDEX IF NOT EXISTS dataset_io_listing
+    ON dataset_io (dsNamespace, dsName, eventTime DESC, runId ASC, direction ASC);
+CREATE INDEX IF NOT EXISTS dataset_io_by_run ON dataset_io (runId);
+
+CREATE TABLE IF NOT EXISTS dataset_jobs (
+    dsNamespace TEXT NOT NULL,
+    dsName TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    jobNamespace TEXT NOT NULL,
+    jobName TEXT NOT NULL,
+    lastSeen INTEGER NOT NULL,
+    expiresAt INTEGER,
+    PRIMARY KEY (dsNamespace, dsName, direction, jobNamespace, jobName)
+);
+CREATE INDEX IF NOT EXISTS dataset_jobs_by_job ON dataset_jobs (jobNamespace, jobName);
 """
 
 # Version 1 files (before retention and run listing) gain the new columns in place.
@@ -152,7 +185,15 @@ UPDATE run_status SET runTime = COALESCE(startTime, firstEventTime, updatedAt);
 UPDATE run_status SET stateTime = CASE WHEN state IN ('COMPLETE', 'FAIL', 'ABORT')
     THEN COALESCE(endTime, lastEventTime, runTime) ELSE runTime END
 """
-_DATA_TABLES = ("events_by_run", "run_status", "non_run_events", "dead_letters", "alerts")
+_DATA_TABLES = (
+    "events_by_run",
+    "run_status",
+    "non_run_events",
+    "dead_letters",
+    "alerts",
+    "dataset_io",
+    "dataset_jobs",
+)
 _PURGE_EVERY_S = 60.0
 _LIVE = "(expiresAt IS NULL OR expiresAt > ?)"
 
@@ -186,6 +227,20 @@ def _status_row(row: Sequence[Any]) -> RunStatus:
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _open_time_cursor(scope: str, cursor: str | None) -> tuple[int, str] | None:
+    """A listing's position: (the sort time of the last row, its tie-breaking key)."""
+    if not cursor:
+        return None
+    raw = open_cursor(scope, cursor)
+    if len(raw) < 8:
+        raise InvalidCursor("pagingState was not issued for this query")
+    return int.from_bytes(raw[:8], "big", signed=True), raw[8:].decode()
+
+
+def _seal_time_cursor(scope: str, at: int, key: str) -> str:
+    return seal_cursor(scope, at.to_bytes(8, "big", signed=True) + key.encode())
 
 
 def _statements(script: str) -> list[str]:
@@ -488,11 +543,8 @@ class SQLiteStore(Store):
         if query.until is not None:
             where.append(f"{column} <= ?")
             params.append(_us(query.until))
-        if cursor:
-            raw = open_cursor(scope, cursor)
-            if len(raw) < 8:
-                raise InvalidCursor("pagingState was not issued for this query")
-            at, after_run = int.from_bytes(raw[:8], "big", signed=True), raw[8:].decode()
+        if position := _open_time_cursor(scope, cursor):
+            at, after_run = position
             where.append(f"({column} < ? OR ({column} = ? AND runId > ?))")
             params += [at, at, after_run]
         sql = (
@@ -504,9 +556,7 @@ class SQLiteStore(Store):
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            last = rows[-1]
-            position = last[-1].to_bytes(8, "big", signed=True) + last[0].encode()
-            next_cursor = seal_cursor(scope, position)
+            next_cursor = _seal_time_cursor(scope, rows[-1][-1], rows[-1][0])
         return RunPage([_status_row(r[:-1]) for r in rows], next_cursor)
 
     async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
@@ -555,6 +605,118 @@ class SQLiteStore(Store):
         params = (_now_us(), limit)
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows]
+
+    # ---- datasets ---------------------------------------------------------------------
+    async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
+        if not rows:
+            return
+        expires = self._expires_at()
+        runs = [
+            (r.namespace, r.name, r.direction, r.run_id, r.job_namespace, r.job,
+             _us(r.event_time), r.row_count, r.size_bytes, expires)
+            for r in rows
+            if r.run_id is not None
+        ]  # fmt: skip
+        jobs = [
+            (r.namespace, r.name, r.direction, r.job_namespace, r.job, _us(r.event_time), expires)
+            for r in rows
+        ]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO dataset_io (dsNamespace, dsName, direction, runId, "
+                    "jobNamespace, jobName, eventTime, rowCount, sizeBytes, expiresAt) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (dsNamespace, dsName, direction, runId) DO UPDATE SET "
+                    "eventTime = max(eventTime, excluded.eventTime), "
+                    "rowCount = coalesce(excluded.rowCount, rowCount), "
+                    "sizeBytes = coalesce(excluded.sizeBytes, sizeBytes), "
+                    "expiresAt = excluded.expiresAt",
+                    runs,
+                )
+                conn.executemany(
+                    "INSERT INTO dataset_jobs (dsNamespace, dsName, direction, jobNamespace, "
+                    "jobName, lastSeen, expiresAt) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (dsNamespace, dsName, direction, jobNamespace, jobName) "
+                    "DO UPDATE SET lastSeen = max(lastSeen, excluded.lastSeen), "
+                    "expiresAt = excluded.expiresAt",
+                    jobs,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(write)
+
+    _IO_COLUMNS = (
+        "dsNamespace, dsName, direction, runId, jobNamespace, jobName, eventTime, rowCount, "
+        "sizeBytes"
+    )
+
+    @staticmethod
+    def _io_row(row: Sequence[Any]) -> DatasetIO:
+        return DatasetIO(*row[:6], _dt(row[6]), row[7], row[8])  # type: ignore[arg-type]
+
+    async def list_dataset_runs(
+        self, namespace: str, name: str, limit: int, cursor: str | None = None
+    ) -> DatasetRunPage:
+        scope = f"dataset-runs|{namespace}|{name}"
+        where = ["dsNamespace = ?", "dsName = ?", _LIVE]
+        params: list[Any] = [namespace, name, _now_us()]
+        if position := _open_time_cursor(scope, cursor):
+            at, key = position
+            after_run, _, after_direction = key.partition("\n")
+            where.append(
+                "(eventTime < ? OR (eventTime = ? AND (runId > ? OR "
+                "(runId = ? AND direction > ?))))"
+            )
+            params += [at, at, after_run, after_run, after_direction]
+        sql = (
+            f"SELECT {self._IO_COLUMNS} FROM dataset_io WHERE {' AND '.join(where)} "
+            "ORDER BY eventTime DESC, runId ASC, direction ASC LIMIT ?"
+        )
+        params.append(limit + 1)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = _seal_time_cursor(scope, last[6], f"{last[3]}\n{last[2]}")
+        ios = [self._io_row(r) for r in rows]
+        statuses = await self.get_run_statuses([io.run_id for io in ios if io.run_id])
+        return DatasetRunPage(
+            [DatasetRun(io, statuses.get(io.run_id or "")) for io in ios], next_cursor
+        )
+
+    async def _links(self, sql: str, params: tuple) -> list[DatasetLink]:
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [DatasetLink(r[0], r[1], r[2], _dt(r[3])) for r in rows]  # type: ignore[arg-type]
+
+    async def dataset_jobs(self, namespace: str, name: str) -> list[DatasetLink]:
+        return await self._links(
+            "SELECT jobNamespace, jobName, direction, lastSeen FROM dataset_jobs "
+            f"WHERE dsNamespace = ? AND dsName = ? AND {_LIVE} ORDER BY lastSeen DESC LIMIT 1000",
+            (namespace, name, _now_us()),
+        )
+
+    async def job_datasets(self, namespace: str, job: str) -> list[DatasetLink]:
+        return await self._links(
+            "SELECT dsNamespace, dsName, direction, lastSeen FROM dataset_jobs "
+            f"WHERE jobNamespace = ? AND jobName = ? AND {_LIVE} ORDER BY lastSeen DESC "
+            "LIMIT 1000",
+            (namespace, job, _now_us()),
+        )
+
+    async def run_datasets(self, run_id: str) -> list[DatasetIO]:
+        sql = (
+            f"SELECT {self._IO_COLUMNS} FROM dataset_io WHERE runId = ? AND {_LIVE} "
+            "ORDER BY direction, dsNamespace, dsName"
+        )
+        rows = await self._run(lambda conn: conn.execute(sql, (run_id, _now_us())).fetchall())
+        return [self._io_row(r) for r in rows]
 
     # ---- alerts -----------------------------------------------------------------------
     async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
@@ -607,11 +769,8 @@ class SQLiteStore(Store):
         if query.since is not None:
             where.append("raisedAt >= ?")
             params.append(_us(query.since))
-        if cursor:
-            raw = open_cursor(scope, cursor)
-            if len(raw) < 8:
-                raise InvalidCursor("pagingState was not issued for this query")
-            at, after = int.from_bytes(raw[:8], "big", signed=True), raw[8:].decode()
+        if position := _open_time_cursor(scope, cursor):
+            at, after = position
             where.append("(raisedAt < ? OR (raisedAt = ? AND alertId > ?))")
             params += [at, at, after]
         sql = (
@@ -624,7 +783,7 @@ class SQLiteStore(Store):
         if len(rows) > limit:
             rows = rows[:limit]
             _, at, last_id = rows[-1]
-            next_cursor = seal_cursor(scope, at.to_bytes(8, "big", signed=True) + last_id.encode())
+            next_cursor = _seal_time_cursor(scope, at, last_id)
         return AlertPage([Alert.from_dict(orjson.loads(r[0])) for r in rows], next_cursor)
 
     async def counts(self) -> dict[str, int] | None:
