@@ -46,6 +46,7 @@ from .triage import Batch, RawMessage, decode_updates, triage
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
+INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 
 
 @dataclass(slots=True)
@@ -186,17 +187,37 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # and its events are acknowledged only after every write and send of the batch has
         # completed, so the offsets Faust commits never pass an unstored event. (Faust's
         # take_events lost a wake-up after a crash-restart and stalled the stream for good.)
+        # Pipelined: while one batch's store writes and sends are in flight (SQLite works in
+        # its own thread, the broker over the network), the next batch is parsed. Batches are
+        # acknowledged strictly in order, each only once its own work is done.
         manual = stream.noack()
         pending: list[faust.EventT] = []
-        async for event in manual.events():
-            note_offset(event)
-            pending.append(event)
-            if len(pending) < settings.batch_size and not manual.channel.empty():
-                continue
-            await ingest_batch(pending)
-            for done in pending:
+        in_flight: collections.deque[tuple[asyncio.Task, list[faust.EventT]]] = collections.deque()
+
+        async def finish_oldest() -> None:
+            task, events = in_flight.popleft()
+            await task
+            for done in events:
                 await manual.ack(done)
-            pending = []
+
+        try:
+            async for event in manual.events():
+                note_offset(event)
+                pending.append(event)
+                if len(pending) < settings.batch_size and not manual.channel.empty():
+                    if not (in_flight and in_flight[0][0].done()):
+                        continue
+                    await finish_oldest()  # acknowledge promptly what is already done
+                    continue
+                in_flight.append((asyncio.ensure_future(ingest_batch(pending)), pending))
+                pending = []
+                while len(in_flight) > INGEST_PIPELINE_DEPTH or (
+                    in_flight and manual.channel.empty() and not pending
+                ):
+                    await finish_oldest()
+        finally:
+            for task, _ in in_flight:  # stopping or rebalancing: unacknowledged, redelivered
+                task.cancel()
 
     async def load_states(
         updates: list[RunUpdate],
@@ -244,17 +265,29 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             else:
                 duplicates += 1
         stats.redelivered_updates += duplicates
-        # Alerts are recorded in the store's outbox before the table remembers them: a crash
-        # in between re-raises them (the outbox keeps each once). An unchanged run that could
-        # have raised one (a redelivery) is checked again: the outbox returns what it still
-        # has to publish, so a crash between recording and publishing loses nothing.
+        # The store first (statuses, and alerts into its outbox), then the table: after a
+        # crash in between, the redelivered message finds the table behind the store and the
+        # run is rebuilt from the store (load_states). Every touched run is written, changed or
+        # not. An unchanged run that could have raised an alert (a redelivery) is offered to
+        # the outbox again: it returns what it still has to publish, so nothing is lost.
         candidates = [
             alert
             for state in states.values()
             if state is not None and (state.run_id in changed or may_alert(state))
             for alert in alerting.on_change(state, rules, now, again=True)
         ]
-        pending = await retrying("record alerts", partial(store.record_alerts, candidates))
+        updated_at = datetime.now(UTC)
+        statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
+
+        async def write_statuses() -> None:
+            with write_seconds.labels("run_statuses").time():
+                await store.write_run_statuses(statuses, stored)
+
+        # queued together: one wait behind the ingest writes, not two
+        pending, _ = await asyncio.gather(
+            retrying("record alerts", partial(store.record_alerts, candidates)),
+            retrying("store run statuses", write_statuses),
+        )
         remember_alerts(states, changed, candidates)
         live = expiry.live.get(partition)
         running = expiry.running.get(partition)
@@ -264,26 +297,15 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
                 expiry.queues[partition].append((state.finished_at, run_id))
             if state.state != before[run_id]:
                 stats.metrics.run_state_changes.labels(state.state).inc()
+                if state.state == "COMPLETE":  # in the store: the job's typical duration moves
+                    typical.pop((state.namespace, state.job), None)
             if live is not None:
                 if run_id in in_table:
                     live[in_table[run_id]] -= 1
                 live[state.state] += 1
             if running is not None:
                 (running.discard if state.is_terminal else running.add)(run_id)
-        # Every touched run is written, changed or not: after a crash between the table write
-        # and this one, the redelivered message finds nothing changed but the store behind.
-        updated_at = datetime.now(UTC)
-        statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
-
-        async def write_statuses() -> None:
-            with write_seconds.labels("run_statuses").time():
-                await store.write_run_statuses(statuses, stored)
-
-        await retrying("store run statuses", write_statuses)
         stats.runs_updated += len(changed)
-        for state in changed.values():  # now in the store: the job's typical duration may move
-            if state.state == "COMPLETE":
-                typical.pop((state.namespace, state.job), None)
         moved = [s for run_id, s in changed.items() if s.state != before[run_id]]
         await publish(moved, before, pending)
 

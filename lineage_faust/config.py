@@ -415,7 +415,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         worker_port=_int(env, "LINEAGE_WORKER_PORT", 0, minimum=0) or None,
         max_event_bytes=_int(env, "LINEAGE_MAX_EVENT_BYTES", 1024 * 1024, minimum=1024),
         run_retention_s=run_retention_s,
-        batch_size=_int(env, "LINEAGE_BATCH_SIZE", 500),
+        batch_size=_int(env, "LINEAGE_BATCH_SIZE", 2000),
         batch_within_s=_float(env, "LINEAGE_BATCH_WITHIN", 0.05, minimum=0.001),
         app_id=env.get("LINEAGE_APP_ID") or "lineage-faust",
         log_level=(env.get("LINEAGE_LOG_LEVEL") or "INFO").upper(),

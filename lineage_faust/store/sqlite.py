@@ -255,8 +255,13 @@ class SQLiteStore(Store):
         self._timeout_s = timeout_s
         self._retention_us = retention_s * 1_000_000 if retention_s else None
         self._next_purge = 0.0
+        # Two lanes, each a thread with its own connection: writes in one, reads in the other
+        # (WAL lets reads run beside a write), so the run-state reads of the worker do not
+        # queue behind the next batch's inserts, nor API reads behind each other's writes.
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._read_executor: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -273,6 +278,20 @@ class SQLiteStore(Store):
             if self._conn is None:
                 self._conn = self._connect()
             return fn(self._conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._read_executor is None:
+            raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_executor, self._call_read, fn)
+
+    def _call_read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            if self._read_conn is None:
+                self._read_conn = self._connect()
+            return fn(self._read_conn)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: {exc}") from exc
 
@@ -345,6 +364,7 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-store")
+            self._read_executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
         await self._run(self._create_schema)
 
     async def close(self) -> None:
@@ -357,8 +377,14 @@ class SQLiteStore(Store):
         if self._conn is not None:
             await self._run(_close)
             self._conn = None
+        if self._read_conn is not None:
+            await self._read(_close)
+            self._read_conn = None
         self._executor.shutdown(wait=True)
         self._executor = None
+        if self._read_executor is not None:
+            self._read_executor.shutdown(wait=True)
+            self._read_executor = None
 
     # ---- writes -----------------------------------------------------------------------
     async def _insert_new(
@@ -488,7 +514,7 @@ class SQLiteStore(Store):
             f"{' AND eventSort < ?' if after else ''} ORDER BY eventSort DESC LIMIT ?"
         )
         params = (run_id, _now_us(), *((after,) if after else ()), page_size + 1)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > page_size:
             rows = rows[:page_size]
@@ -500,7 +526,7 @@ class SQLiteStore(Store):
             f"SELECT {_EVENT_COLUMNS} FROM events_by_run WHERE runId=? AND eventSort=? AND {_LIVE}"
         )
         params = (run_id, sort_key(event_id), _now_us())
-        row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
+        row = await self._read(lambda conn: conn.execute(sql, params).fetchone())
         return _event_row(row) if row else None
 
     async def get_run_status(self, run_id: str) -> RunStatus | None:
@@ -523,7 +549,7 @@ class SQLiteStore(Store):
                 rows.extend(conn.execute(sql, (*chunk, now)).fetchall())
             return rows
 
-        return {row[0]: _status_row(row) for row in await self._run(query)}
+        return {row[0]: _status_row(row) for row in await self._read(query)}
 
     async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
         scope = query.scope()
@@ -552,7 +578,7 @@ class SQLiteStore(Store):
             f"ORDER BY {column} DESC, runId ASC LIMIT ?"
         )
         params.append(limit + 1)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -567,7 +593,7 @@ class SQLiteStore(Store):
             f"AND {_LIVE} ORDER BY runId LIMIT ?"
         )
         params = (run_id, after, _now_us(), limit + 1)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -580,13 +606,13 @@ class SQLiteStore(Store):
             "ORDER BY eventSort DESC LIMIT ?"
         )
         params = (run_id, _now_us(), limit)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [r[0] for r in rows]
 
     async def count_events(self, run_id: str) -> int:
         sql = f"SELECT count(*) FROM events_by_run WHERE runId=? AND {_LIVE}"
         params = (run_id, _now_us())
-        return (await self._run(lambda conn: conn.execute(sql, params).fetchone()))[0]
+        return (await self._read(lambda conn: conn.execute(sql, params).fetchone()))[0]
 
     async def get_non_run_events(self, namespace: str, name: str, limit: int) -> list[NonRunEvent]:
         sql = (
@@ -594,7 +620,7 @@ class SQLiteStore(Store):
             f"WHERE namespace=? AND name=? AND {_LIVE} ORDER BY eventTime DESC LIMIT ?"
         )
         params = (namespace, name, _now_us(), limit)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [NonRunEvent(uuid.UUID(r[0]), r[1], r[2], r[3], r[4], _dt(r[5]), r[6]) for r in rows]
 
     async def get_dead_letters(self, limit: int) -> list[DeadLetter]:
@@ -603,7 +629,7 @@ class SQLiteStore(Store):
             f"FROM dead_letters WHERE {_LIVE} ORDER BY receivedAt DESC, id DESC LIMIT ?"
         )
         params = (_now_us(), limit)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows]
 
     # ---- datasets ---------------------------------------------------------------------
@@ -679,7 +705,7 @@ class SQLiteStore(Store):
             "ORDER BY eventTime DESC, runId ASC, direction ASC LIMIT ?"
         )
         params.append(limit + 1)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -692,7 +718,7 @@ class SQLiteStore(Store):
         )
 
     async def _links(self, sql: str, params: tuple) -> list[DatasetLink]:
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         return [DatasetLink(r[0], r[1], r[2], _dt(r[3])) for r in rows]  # type: ignore[arg-type]
 
     async def dataset_jobs(self, namespace: str, name: str) -> list[DatasetLink]:
@@ -715,7 +741,7 @@ class SQLiteStore(Store):
             f"SELECT {self._IO_COLUMNS} FROM dataset_io WHERE runId = ? AND {_LIVE} "
             "ORDER BY direction, dsNamespace, dsName"
         )
-        rows = await self._run(lambda conn: conn.execute(sql, (run_id, _now_us())).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, (run_id, _now_us())).fetchall())
         return [self._io_row(r) for r in rows]
 
     # ---- alerts -----------------------------------------------------------------------
@@ -778,7 +804,7 @@ class SQLiteStore(Store):
             "ORDER BY raisedAt DESC, alertId ASC LIMIT ?"
         )
         params.append(limit + 1)
-        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -801,7 +827,7 @@ class SQLiteStore(Store):
             found.update({f"runs {state}": n for state, n in sorted(by_state)})
             return found
 
-        return await self._run(count)
+        return await self._read(count)
 
     async def health(self) -> None:
         def probe(conn: sqlite3.Connection) -> None:
