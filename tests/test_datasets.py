@@ -93,8 +93,21 @@ def test_last_good_write_failed_attempt_readers_and_impact(
     stack, runs = running
     url = f"/api/v1/datasets/{quote(DB, safe='')}/{quote(ORDERS, safe='')}"
     with httpx.Client(base_url=stack.api_url, auth=(USER, PASSWORD), timeout=10) as api:
+
+        def finished(run_id: str) -> bool:
+            response = api.get(f"/api/v1/runs/{run_id}")
+            return response.status_code == 200 and response.json()["run"]["state"] != "RUNNING"
+
+        # run states land in any order (partitions, pipelined batches): wait for all three
+        wait_until(lambda: all(finished(r) for r in runs.values()), 60, "the three runs")
+
+        def known(body: dict) -> bool:
+            return bool(
+                body.get("lastFailedWrite") and body.get("lastSuccessfulWrite") and body["readers"]
+            )
+
         body = wait_until(
-            lambda: (b := api.get(url).json()).get("lastFailedWrite") and b, 60, "the failure"
+            lambda: b if known(b := api.get(url).json()) else None, 60, "the writes and reader"
         )
         good = body["lastSuccessfulWrite"]
         assert (good["runId"], good["job"], good["state"]) == (runs["good"], WRITER, "COMPLETE")
