@@ -283,10 +283,11 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             with write_seconds.labels("run_statuses").time():
                 await store.write_run_statuses(statuses, stored)
 
-        # queued together: one wait behind the ingest writes, not two
-        pending, _ = await asyncio.gather(
-            retrying("record alerts", partial(store.record_alerts, candidates)),
+        # queued together: one wait behind the ingest writes, not two; statuses first, so an
+        # alert anyone can see never names a run whose status is not stored yet
+        _, pending = await asyncio.gather(
             retrying("store run statuses", write_statuses),
+            retrying("record alerts", partial(store.record_alerts, candidates)),
         )
         remember_alerts(states, changed, candidates)
         live = expiry.live.get(partition)
