@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint format bench clean browser
+.PHONY: run test test-fast lint format bench bench-quick clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## end-to-end throughput against baselines measured in the same run
-	$(BIN)/python -m bench.throughput
+bench: $(STAMP)  ## every benchmark, one table + bench-results/bench.json (~30 min on 2 cores)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)  ## the same at small sizes (~4 min): a fast look, not the reported figures
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .lineage .pytest_cache .ruff_cache *.egg-info

@@ -1,12 +1,13 @@
-"""End-to-end throughput of one worker process, beside a ceiling measured in the same run.
+"""End-to-end throughput of 1 and 2 worker processes, beside ceilings measured in the same run.
 
-    python -m bench.throughput [--events N]
+    python -m bench.throughput [--events N] [--workers 1 2]
 
-1. builds N realistic events (copies of the Airflow samples with fresh run ids),
+1. builds N realistic events (bench/workload.py: DAG runs of 5-50 tasks, failures, duplicates),
 2. produces them to a fresh topic on a fresh embedded broker (a backlog),
-3. ceiling: raw aiokafka consume of that backlog,
-4. end to end: a real `lineage-faust worker` process works through the backlog; timed from
-   the worker's "Ready" to the last event row and the last run status in SQLite.
+3. ceilings over that backlog: raw aiokafka consume; a no-op Faust agent,
+4. end to end: real `lineage-faust worker` processes (one SQLite store) work through the
+   backlog; timed from the last worker's "Ready" until every distinct event is a row and every
+   run's terminal status is stored.
 
 Prints a table and writes bench-results/throughput.json.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import sqlite3
@@ -28,25 +28,28 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.report import Row, peak_rss_mb, print_table, write_json
+from bench.workload import describe, workload
 from lineage_faust.broker import EmbeddedBroker
 from lineage_faust.keying import message_key
-from lineage_faust.synth import fresh_copies, load_lines
 from lineage_faust.topics import ensure_topics
 
 TOPIC = "bench.events"
 PARTITIONS = 8
+GOAL_RATE = 5_000
 
 
 async def produce(bootstrap: str, values: list[bytes]) -> float:
     await ensure_topics(bootstrap, {TOPIC: PARTITIONS})
+    keys = [message_key(orjson.loads(v)) for v in values]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
     await producer.start()
     start = time.perf_counter()
     try:
         for i in range(0, len(values), 5000):
-            chunk = values[i : i + 5000]
             futures = [
-                await producer.send(TOPIC, v, key=message_key(orjson.loads(v))) for v in chunk
+                await producer.send(TOPIC, v, key=k)
+                for v, k in zip(values[i : i + 5000], keys[i : i + 5000], strict=True)
             ]
             await asyncio.gather(*futures)
     finally:
@@ -83,37 +86,49 @@ def count(db: Path, sql: str) -> int:
         return 0
 
 
-def end_to_end(bootstrap: str, n_events: int, n_runs: int, tmp: Path) -> tuple[float, float]:
+def end_to_end(
+    bootstrap: str, workers: int, n_events: int, n_runs: int, tmp: Path
+) -> tuple[float, float, float]:
+    """events/s until every event is stored, and until every run status is; workers' peak RSS."""
     # LINEAGE_BATCH_* pass through so batch sizes can be compared
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("LINEAGE_") or k.startswith("LINEAGE_BATCH_")
     }
+    tmp.mkdir(parents=True, exist_ok=True)
+    db = tmp / "lineage.db"
     env.update(
         LINEAGE_KAFKA_BOOTSTRAP=bootstrap,
         LINEAGE_EMBEDDED_BROKER="1",
         LINEAGE_TOPIC=TOPIC,
-        LINEAGE_DATA_DIR=str(tmp),
+        LINEAGE_STORE=f"sqlite:///{db}",
         LINEAGE_PARTITIONS=str(PARTITIONS),
-        LINEAGE_APP_ID="bench",
+        LINEAGE_APP_ID=f"bench-{workers}w",
+        LINEAGE_LOG_LEVEL="INFO",
     )
-    log = (tmp / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "lineage_faust", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    db = tmp / "lineage.db"
+    logs = [tmp / f"worker-{i}.log" for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lineage_faust", "worker"],
+            env={**env, "LINEAGE_DATA_DIR": str(tmp / f"data-{i}")},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i, log in enumerate(logs)
+    ]
     try:
-        while b"Worker]: Ready" not in (tmp / "worker.log").read_bytes():
+        while not all(b"Worker]: Ready" in log.read_bytes() for log in logs):
             time.sleep(0.02)
         start = time.perf_counter()
         last = 0
         while (stored := count(db, "SELECT count(*) FROM events_by_run")) < n_events:
             if stored != last:
-                print(f"  stored {stored}/{n_events}", end="\r", file=sys.stderr)
+                print(
+                    f"  {workers} worker(s): stored {stored}/{n_events}  ",
+                    end="\r",
+                    file=sys.stderr,
+                )
                 last = stored
             time.sleep(0.05)
         stored_at = time.perf_counter() - start
@@ -121,11 +136,14 @@ def end_to_end(bootstrap: str, n_events: int, n_runs: int, tmp: Path) -> tuple[f
         while count(db, sql) < n_runs:
             time.sleep(0.05)
         done_at = time.perf_counter() - start
+        rss = max(peak_rss_mb(p.pid) for p in procs)
     finally:
-        worker.terminate()
-        worker.wait(30)
-        log.close()
-    return n_events / stored_at, n_events / done_at
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+    print(file=sys.stderr)
+    return n_events / stored_at, n_events / done_at, rss
 
 
 def noop_faust(bootstrap: str, n: int) -> float:
@@ -141,48 +159,62 @@ def noop_faust(bootstrap: str, n: int) -> float:
     raise RuntimeError(f"no-op Faust agent gave no rate: {out.stderr[-2000:]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
-    args = parser.parse_args()
-    lines = load_lines()
-    copies = max(1, args.events // len(lines))
-    values = [v for copy in fresh_copies(lines, copies, seed=1) for v in copy]
-    n_runs = len({orjson.loads(v)["run"]["runId"] for v in values})
-    avg = sum(map(len, values)) / len(values)
+def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row]:
+    values = list(workload(n_events))
+    info = describe(values)
     print(
-        f"{len(values)} events ({avg / 1024:.1f} KB avg), {n_runs} runs, {os.cpu_count()} cores",
+        f"throughput: {info['events']:,} events ({info['distinct_events']:,} distinct, "
+        f"{info['avg_kb']:.1f} KB avg), {info['runs']:,} runs, {os.cpu_count()} cores",
         file=sys.stderr,
     )
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        produce_rate = asyncio.run(produce(broker.bootstrap, values))
-        ceiling = asyncio.run(raw_consume(broker.bootstrap, len(values)))
+    n_stored, n_runs = int(info["distinct_events"]), int(info["runs"])
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp_dir, EmbeddedBroker() as broker:
+        tmp = keep or Path(tmp_dir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        produced = asyncio.run(produce(broker.bootstrap, values))
+        raw = asyncio.run(raw_consume(broker.bootstrap, len(values)))
         noop = noop_faust(broker.bootstrap, len(values))
-        stored_rate, done_rate = end_to_end(broker.bootstrap, len(values), n_runs, Path(tmp))
-    rows = [
-        ("produce (aiokafka, 1 producer)", produce_rate, None),
-        ("ceiling: raw aiokafka consume", ceiling, None),
-        ("ceiling: no-op Faust agent (take_events)", noop, None),
-        ("end to end: events stored (1 worker)", stored_rate, noop),
-        ("end to end: stored + run states (1 worker)", done_rate, noop),
-    ]
-    print(f"\n{'figure':46} {'events/s':>10} {'ratio to no-op Faust':>21}")
-    for name, value, base in rows:
-        ratio = f"{value / base:.2f}" if base else ""
-        print(f"{name:46} {value:10,.0f} {ratio:>21}")
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    (out / "throughput.json").write_text(
-        json.dumps(
-            {
-                "events": len(values),
-                "runs": n_runs,
-                "avg_bytes": avg,
-                "figures": {name: value for name, value, _ in rows},
-            },
-            indent=2,
-        )
-    )
+        rows += [
+            Row("produce (aiokafka, 1 producer)", produced, "events/s"),
+            Row("ceiling: raw aiokafka consume", raw, "events/s"),
+            Row("ceiling: no-op Faust agent", noop, "events/s"),
+        ]
+        for n in workers:
+            stored, done, rss = end_to_end(broker.bootstrap, n, n_stored, n_runs, tmp / f"{n}w")
+            label = f"{n} worker{'s' if n > 1 else ''}"
+            # the goals are for one worker process; more workers are reported beside them
+            rows += [
+                Row(f"end to end, {label}: events stored", stored, "events/s", noop, "no-op Faust"),
+                Row(
+                    f"end to end, {label}: stored + run states",
+                    done,
+                    "events/s",
+                    noop,
+                    "no-op Faust",
+                    *(
+                        (
+                            f">= {GOAL_RATE:,}/s and >= 0.5 x no-op",
+                            done >= GOAL_RATE and done >= noop / 2,
+                        )
+                        if n == 1
+                        else ()
+                    ),
+                ),
+                Row(f"end to end, {label}: worker peak RSS", rss, "MB"),
+            ]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--keep", type=Path, help="keep the workers' logs and store here")
+    args = parser.parse_args()
+    rows = run(args.events, args.workers, args.keep)
+    print_table(rows)
+    write_json("throughput", rows, events=args.events)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ Data flow (see README for the diagram)::
 
 ``ingest`` consumes in batches and acknowledges a batch's events only after its store writes
 and sends have completed: at-least-once, with idempotent writes.
-``track_runs`` handles one message at a time on purpose: a Faust table write goes to the
-changelog partition of the event being processed, and ``take`` would merge partitions.
-Each of its messages already carries a whole batch of updates for runs of that partition.
+``track_runs`` folds every run-updates message waiting in its channel at once (each message
+carries a batch's updates for the runs of one partition). A Faust table read or write goes
+to the partition of the stream's current event, so each message's runs are read and written
+with that message made current (``owning``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .config import Settings
 from .identity import run_partition
 from .live import live_change
 from .notify import WebhookSender
-from .recovery import SeekThenResumeTableManager
+from .recovery import EmbeddedBrokerTableManager, SeekThenResumeTableManager
 from .retry import retry_forever
 from .runstate import MAX_SEEN, RUNNING, RunState, RunUpdate, apply_update, is_expired
 from .stats import Health, Stats
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
 INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
+TRACK_GROUP_MAX = 64  # run-updates messages folded together (each holds up to a batch's runs)
 
 
 @dataclass(slots=True)
@@ -71,7 +73,10 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         store=table_store,
-        TableManager=SeekThenResumeTableManager,  # see recovery.py: Faust's resume/seek race
+        # see recovery.py: Faust's resume/seek race, and the embedded broker's end offsets
+        TableManager=(
+            EmbeddedBrokerTableManager if settings.embedded_broker else SeekThenResumeTableManager
+        ),
         datadir=str(settings.data_dir / "faust"),
         # the worker's own small web server: /health (off unless LINEAGE_WORKER_PORT is set)
         web_enabled=settings.worker_port is not None,
@@ -92,11 +97,6 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         # every topic and table carries bytes we encode ourselves (orjson)
         key_serializer="raw",
         value_serializer="raw",
-        # The embedded broker (Tansu) answers "latest offset" with the base offset of the last
-        # batch + 1. Faust then ends changelog recovery early, and the changelog records after
-        # that point fill its recovery queue and stall every stream. One record per batch
-        # makes the answer exact (measured: ~6,600 records/s per producer, ample here).
-        **({"producer_max_batch_size": 1} if settings.embedded_broker else {}),
     )
     events_topic = app.topic(settings.topic, allow_empty=True)
     dlq_topic = app.topic(settings.dlq_topic)
@@ -219,8 +219,14 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             for task, _ in in_flight:  # stopping or rebalancing: unacknowledged, redelivered
                 task.cancel()
 
+    def owning(stream: faust.StreamT, event: faust.EventT) -> None:
+        """Make ``event`` the stream's current event: Faust's rocksdb table store and its
+        changelog both read and write in the partition of the current event, and one group of
+        track_runs messages spans partitions (each run belongs to one of them)."""
+        stream._set_current_event(event)
+
     async def load_states(
-        updates: list[RunUpdate],
+        stream: faust.StreamT, parts: list[tuple[faust.EventT, list[RunUpdate]]]
     ) -> tuple[dict[str, RunState | None], dict[str, RunStatus], dict[str, str]]:
         """Each run's state: the live table entry, unless the store knows more.
 
@@ -228,32 +234,42 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         table (retention), or whose table entry lags the store (changelog recovery that
         stopped short, a crash between the two writes), is rebuilt from the store.
         """
-        run_ids = list(dict.fromkeys(u.run_id for u in updates))
+        run_ids = list(dict.fromkeys(u.run_id for _, updates in parts for u in updates))
         stored = await retrying("read run statuses", partial(store.get_run_statuses, run_ids))
         states: dict[str, RunState | None] = {}
         in_table: dict[str, str] = {}  # run -> its state in the live table
-        for run_id in run_ids:
-            raw_state = runs.get(run_id.encode())
-            live = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
-            if live is not None:
-                in_table[run_id] = live.state
-            status = stored.get(run_id)
-            if status is not None and (live is None or status.event_count > live.event_count):
+        for event, updates in parts:
+            owning(stream, event)
+            for run_id in dict.fromkeys(u.run_id for u in updates):
+                if run_id in states:
+                    continue
+                raw_state = runs.get(run_id.encode())
+                live = RunState.from_dict(orjson.loads(raw_state)) if raw_state else None
+                if live is not None:
+                    in_table[run_id] = live.state
+                states[run_id] = live
+        for run_id, status in stored.items():
+            live = states[run_id]
+            if live is None or status.event_count > live.event_count:
                 seen = await retrying(
                     "read event ids", partial(store.recent_event_ids, run_id, MAX_SEEN)
                 )
                 count = await retrying("count events", partial(store.count_events, run_id))
-                live = state_from_status(status, seen, count)
+                states[run_id] = state_from_status(status, seen, count)
                 stats.runs_revived += 1
-            states[run_id] = live
         return states, stored, in_table
 
     # (namespace, job) -> (cached until, typical duration in ms or None: too few samples)
     typical: dict[tuple[str, str], tuple[float, int | None]] = {}
 
-    async def apply_updates(partition: int, updates: list[RunUpdate]) -> None:
+    async def apply_updates(
+        stream: faust.StreamT, parts: list[tuple[faust.EventT, list[RunUpdate]]]
+    ) -> None:
+        """Fold a group of run-updates messages (any partitions) into the runs' states: the
+        store read once, statuses and alerts written once, the broker awaited once."""
         now = time.time()
-        states, stored, in_table = await load_states(updates)
+        states, stored, in_table = await load_states(stream, parts)
+        updates = [u for _, items in parts for u in items]
         before = {run_id: s.state if s else None for run_id, s in states.items()}
         changed: dict[str, RunState] = {}
         duplicates = 0
@@ -290,25 +306,37 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             retrying("record alerts", partial(store.record_alerts, candidates)),
         )
         remember_alerts(states, changed, candidates)
-        live = expiry.live.get(partition)
-        running = expiry.running.get(partition)
-        for run_id, state in changed.items():
-            runs[run_id.encode()] = orjson.dumps(state)
-            if state.finished_at is not None:
-                expiry.queues[partition].append((state.finished_at, run_id))
-            if state.state != before[run_id]:
-                stats.metrics.run_state_changes.labels(state.state).inc()
-                if state.state == "COMPLETE":  # in the store: the job's typical duration moves
-                    typical.pop((state.namespace, state.job), None)
-            if live is not None:
-                if run_id in in_table:
-                    live[in_table[run_id]] -= 1
-                live[state.state] += 1
-            if running is not None:
-                (running.discard if state.is_terminal else running.add)(run_id)
         stats.runs_updated += len(changed)
         moved = [s for run_id, s in changed.items() if s.state != before[run_id]]
+        for event, items in parts:
+            owning(stream, event)  # each run's table entry lives in its message's partition
+            for run_id in dict.fromkeys(u.run_id for u in items):
+                state = changed.pop(run_id, None)
+                if state is not None:
+                    note_change(event.message.partition, state, before[run_id], in_table)
         await publish(moved, before, pending)
+
+    def note_change(
+        partition: int, state: RunState, before: str | None, in_table: Mapping[str, str]
+    ) -> None:
+        """Write a changed run to the live table (in the current event's partition) and keep
+        the partition's bookkeeping: expiry queue, live counts, running set."""
+        run_id = state.run_id
+        runs[run_id.encode()] = orjson.dumps(state)
+        if state.finished_at is not None:
+            expiry.queues[partition].append((state.finished_at, run_id))
+        if state.state != before:
+            stats.metrics.run_state_changes.labels(state.state).inc()
+            if state.state == "COMPLETE":  # in the store: the job's typical duration moves
+                typical.pop((state.namespace, state.job), None)
+        live = expiry.live.get(partition)
+        if live is not None:
+            if run_id in in_table:
+                live[in_table[run_id]] -= 1
+            live[state.state] += 1
+        running = expiry.running.get(partition)
+        if running is not None:
+            (running.discard if state.is_terminal else running.add)(run_id)
 
     def may_alert(state: RunState) -> bool:
         return state.state in ("FAIL", "ABORT") or (
@@ -457,18 +485,37 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
 
     @app.agent(updates_topic, name="track_runs")
     async def track_runs(stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        # Batched like ingest: every message waiting in the channel (any partitions, up to
+        # TRACK_GROUP_MAX) is folded together, so the store is read and written and the broker
+        # awaited once per group, not once per partition. Acknowledged after the group's work.
+        manual = stream.noack()
+        group: list[faust.EventT] = []
+        async for event in manual.events():
             note_offset(event)
-            partition = event.message.partition
+            group.append(event)
+            if len(group) < TRACK_GROUP_MAX and not manual.channel.empty():
+                continue
+            await track_group(manual, group)
+            for done in group:
+                await manual.ack(done)
+            group = []
+
+    async def track_group(stream: faust.StreamT, events: list[faust.EventT]) -> None:
+        parts: list[tuple[faust.EventT, list[RunUpdate]]] = []
+        sweeps: list[faust.EventT] = []
+        for event in events:
             if event.value == SWEEP:
-                await sweep(partition)
+                sweeps.append(event)
                 continue
             try:
-                updates = decode_updates(event.value)
+                parts.append((event, decode_updates(event.value)))
             except Exception:  # written by us; a bad one is a bug, never a reason to stall
                 log.exception("undecodable run-updates message at offset %d", event.message.offset)
-                continue
-            await apply_updates(partition, updates)
+        if parts:
+            await apply_updates(stream, parts)
+        for event in sweeps:  # after the group's updates: a sweep looks at time, not order
+            owning(stream, event)
+            await sweep(event.message.partition)
 
     if settings.webhooks:
         sender = WebhookSender(settings.webhooks, settings.webhook_format, metrics=stats.metrics)

@@ -81,7 +81,7 @@ class ApiAuth:
 @dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap: str | None  # None = start/use the embedded broker
-    embedded_broker: bool  # the broker is the embedded Tansu (see app.py: one record per batch)
+    embedded_broker: bool  # the broker is the embedded Tansu (see recovery.py: its end offsets)
     topic: str
     dlq_topic: str
     partitions: int  # partitions of the internal run-updates topic and its tables

@@ -10,14 +10,24 @@ Found by ``tests/test_crash.py`` (a log line per skipped offset, the store missi
 Seeking while the partitions are still paused leaves nothing to race: the fetcher delivers
 nothing from a paused partition, and the first message after the resume is the committed one.
 The rest of the method is Faust's, unchanged.
+
+With the embedded broker (Tansu), a second fix: it answers "latest offset" with the base offset
+of the partition's last record batch + 1, so Faust would end changelog recovery before the
+last batch's other records, which then fill the recovery queue and stall every stream.
+:class:`ExactEndRecovery` reads the last batch itself to find the true end.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.types import TP, ConsumerT
+
+END_READ_TIMEOUT_S = 10.0
 
 
 class SeekThenResumeRecovery(Recovery):
@@ -55,13 +65,66 @@ class SeekThenResumeRecovery(Recovery):
         self.log.info("Worker ready")
 
 
+class ExactEndRecovery(SeekThenResumeRecovery):
+    """For the embedded broker: changelog ends read from the records, not from ListOffsets."""
+
+    async def _build_highwaters(
+        self, consumer: ConsumerT, tps: set[TP], destination: Counter[TP], title: str
+    ) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        reported = {tp: destination[tp] + 1 for tp in tps if destination[tp] >= 0}
+        if not reported:
+            return
+        bootstrap = ",".join(f"{url.host}:{url.port}" for url in self.app.conf.broker)
+        for tp, end in (await read_ends(bootstrap, reported)).items():
+            if end != reported[tp]:
+                self.log.info("%s[%d]: changelog ends at %d, not %d", *tp, end, reported[tp])
+            destination[tp] = end - 1  # Faust keeps the last offset, not the end
+
+
+async def read_ends(bootstrap: str, reported: dict[TP, int]) -> dict[TP, int]:
+    """Each partition's true end offset, given a reported end that may point into its last
+    record batch: read from the reported end - 1 to the end of the data there now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    ends = dict(reported)
+    try:
+        wanted = {TopicPartition(tp.topic, tp.partition): tp for tp in reported}
+        consumer.assign(list(wanted))
+        for partition, tp in wanted.items():
+            consumer.seek(partition, reported[tp] - 1)
+        deadline = asyncio.get_running_loop().time() + END_READ_TIMEOUT_S
+        remaining = set(wanted)
+        while remaining and asyncio.get_running_loop().time() < deadline:
+            fetched = await consumer.getmany(*remaining, timeout_ms=200)
+            for partition, records in fetched.items():
+                if records:
+                    tp = wanted[partition]
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+            # a partition is done once the position passed everything there is
+            for partition in list(remaining):
+                high = consumer.highwater(partition)
+                position = await consumer.position(partition)
+                if partition in fetched and (high is None or position >= high):
+                    remaining.discard(partition)
+    finally:
+        await consumer.stop()
+    return ends
+
+
 class SeekThenResumeTableManager(TableManager):
     """Faust's table manager, recovering with :class:`SeekThenResumeRecovery`."""
+
+    recovery_class: type[Recovery] = SeekThenResumeRecovery
 
     @property
     def recovery(self) -> Recovery:
         if self._recovery is None:
-            self._recovery = SeekThenResumeRecovery(
-                self.app, self, beacon=self.beacon, loop=self.loop
-            )
+            self._recovery = self.recovery_class(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
+
+
+class EmbeddedBrokerTableManager(SeekThenResumeTableManager):
+    recovery_class = ExactEndRecovery

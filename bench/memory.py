@@ -1,0 +1,161 @@
+"""Worker memory as runs accumulate: RSS after 100k and after 1M distinct runs passed through.
+
+    python -m bench.memory [--runs 1000000]
+
+Produces a backlog of small runs (START then COMPLETE, ~0.5 KB events: memory is about the
+number of runs, not their size) to the embedded broker, and lets one real worker work through
+it with finished runs kept in the live table for 5 s. The worker's resident memory is sampled
+as runs finish; the table's size at the end shows that finished runs left it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.report import Row, peak_rss_mb, print_table, rss_mb, write_json
+from bench.throughput import count
+from lineage_faust.broker import EmbeddedBroker, free_port
+from lineage_faust.topics import ensure_topics
+
+TOPIC = "bench.memory"
+PARTITIONS = 8
+FIRST_MARK = 100_000
+RETENTION_S = 5
+
+
+def small_run(i: int, at: datetime) -> list[bytes]:
+    run_id = str(uuid.UUID(int=i + 1, version=4))
+    base = {
+        "producer": "https://github.com/apache/airflow/tree/providers-openlineage/2.20.3",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "job": {"namespace": "bench", "name": f"job_{i % 500}"},
+        "inputs": [],
+        "outputs": [],
+    }
+    return [
+        orjson.dumps(
+            {**base, "eventType": kind, "eventTime": t.isoformat(), "run": {"runId": run_id}}
+        )
+        for kind, t in (("START", at), ("COMPLETE", at + timedelta(seconds=1)))
+    ]
+
+
+async def produce(bootstrap: str, runs: int) -> None:
+    await ensure_topics(bootstrap, {TOPIC: PARTITIONS})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20)
+    await producer.start()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        for first in range(0, runs, 10_000):
+            futures = []
+            for i in range(first, min(runs, first + 10_000)):
+                key = f"run:bench/job_{i % 500}".encode()
+                for value in small_run(i, start + timedelta(seconds=i)):
+                    futures.append(await producer.send(TOPIC, value, key=key))
+            await asyncio.gather(*futures)
+            print(f"  producing: {first + 10_000:,}/{runs:,} runs  ", end="\r", file=sys.stderr)
+    finally:
+        await producer.stop()
+    print(file=sys.stderr)
+
+
+def live_runs(port: int) -> int:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(
+        int(float(v)) for v in re.findall(r"^lineage_worker_live_runs\{[^}]*\} (\S+)", text, re.M)
+    )
+
+
+def run(runs: int) -> list[Row]:
+    with tempfile.TemporaryDirectory() as tmp_dir, EmbeddedBroker() as broker:
+        tmp = Path(tmp_dir)
+        asyncio.run(produce(broker.bootstrap, runs))
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
+        env.update(
+            LINEAGE_KAFKA_BOOTSTRAP=broker.bootstrap,
+            LINEAGE_EMBEDDED_BROKER="1",
+            LINEAGE_TOPIC=TOPIC,
+            LINEAGE_DATA_DIR=str(tmp),
+            LINEAGE_PARTITIONS=str(PARTITIONS),
+            LINEAGE_APP_ID="bench-memory",
+            LINEAGE_RUN_RETENTION=str(RETENTION_S),
+            LINEAGE_SWEEP_INTERVAL="1",
+            LINEAGE_WORKER_PORT=str(port),
+        )
+        log = tmp / "worker.log"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "lineage_faust", "worker"],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        db = tmp / "lineage.db"
+        sql = "SELECT count(*) FROM run_status WHERE state = 'COMPLETE'"
+        try:
+            while b"Worker]: Ready" not in log.read_bytes():
+                time.sleep(0.05)
+            start = time.perf_counter()
+            at_mark = None
+            while (done := count(db, sql)) < runs:
+                if at_mark is None and done >= FIRST_MARK:
+                    at_mark = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid))
+                rate = done / max(1e-9, time.perf_counter() - start)
+                print(
+                    f"  {done:,}/{runs:,} runs finished ({rate:,.0f} runs/s), "
+                    f"worker RSS {rss_mb(worker.pid):,.0f} MB  ",
+                    end="\r",
+                    file=sys.stderr,
+                )
+                time.sleep(1)
+            time.sleep(RETENTION_S + 3)  # the last runs leave the table at the next sweeps
+            end = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid))
+            in_table = live_runs(port)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+        print(file=sys.stderr)
+    if at_mark is None:  # fewer runs than the first mark
+        at_mark = end
+    return [
+        Row(f"worker RSS after {at_mark[0]:,} runs", at_mark[1], "MB"),
+        Row(f"worker peak RSS after {at_mark[0]:,} runs", at_mark[2], "MB"),
+        Row(f"worker RSS after {end[0]:,} runs", end[1], "MB", at_mark[1], "RSS at first mark"),
+        Row(
+            f"worker peak RSS after {end[0]:,} runs",
+            end[2],
+            "MB",
+            at_mark[2],
+            "peak at first mark",
+            "within +-20 %",
+            abs(end[2] / at_mark[2] - 1) <= 0.2,
+        ),
+        Row("runs left in the live table at the end", in_table, "runs"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    args = parser.parse_args()
+    rows = run(args.runs)
+    print_table(rows)
+    write_json("memory", rows, runs=args.runs)
+
+
+if __name__ == "__main__":
+    main()

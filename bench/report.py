@@ -1,0 +1,81 @@
+"""One table for every benchmark: figure, value, the ceiling or baseline measured in the same
+run beside it, their ratio, and the goal; also written as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path("bench-results")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    figure: str
+    value: float
+    unit: str
+    baseline: float | None = None  # a ceiling or baseline measured in the same run
+    baseline_name: str = ""
+    goal: str = ""
+    met: bool | None = None  # against the goal; None when there is no goal
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.baseline if self.baseline else None
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in MB."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def print_table(rows: list[Row], file=sys.stdout) -> None:
+    print(
+        f"\n{'figure':52} {'value':>10} {'unit':8} {'ceiling/baseline':>32} {'ratio':>6}  goal",
+        file=file,
+    )
+    for r in rows:
+        base = f"{_fmt(r.baseline)} ({r.baseline_name})" if r.baseline is not None else ""
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+        verdict = "" if r.met is None else (" met" if r.met else " NOT met")
+        line = f"{r.figure:52} {_fmt(r.value):>10} {r.unit:8} {base:>32} {ratio:>6}"
+        print(f"{line}  {r.goal}{verdict}", file=file)
+
+
+def write_json(name: str, rows: list[Row], **context: object) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    body = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        **context,
+        "rows": [{**asdict(r), "ratio": r.ratio} for r in rows],
+    }
+    path.write_text(json.dumps(body, indent=2))
+    return path
