@@ -42,10 +42,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## every benchmark, one table + bench-results/bench.json (~30 min on 2 cores)
+bench: $(STAMP)  ## every benchmark, one table + bench-results/bench.json (about 1 h on 2 cores)
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP)  ## the same at small sizes (~4 min): a fast look, not the reported figures
+bench-quick: $(STAMP)  ## the same at small sizes (about 5 min): a fast look
 	$(BIN)/python -m bench --quick
 
 clean:

@@ -6,7 +6,7 @@
 Each part starts its own embedded broker and real processes; figures are printed beside a
 ceiling or baseline measured in the same run (these machines are noisy), and the whole table
 is written to bench-results/bench.json. ``--quick`` shrinks every size for a fast look
-(about 3 minutes; the full run takes about 30 on a 2-core machine).
+(about 5 minutes; the full run takes about an hour on a 2-core machine).
 """
 
 from __future__ import annotations
