@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bench.report import Row, peak_rss_mb, print_table, write_json
+from bench.report import Row, lineage_env, peak_rss_mb, print_table, write_json
 from bench.workload import workload
 from lineage_faust.broker import free_port, wait_for_port
 from lineage_faust.model import ValidEvent, parse_event
@@ -110,9 +109,8 @@ def run(n_events: int, requests: int, clients: list[int]) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         run_ids, parents, jobs = asyncio.run(populate(Path(tmp) / "lineage.db", n_events))
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
         token = "bench-token-0123456789"  # auth on: its cost is part of every lookup
-        env.update(
+        env = lineage_env(
             LINEAGE_DATA_DIR=tmp,
             LINEAGE_API_PORT=str(port),
             LINEAGE_LOG_LEVEL="WARNING",

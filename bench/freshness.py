@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.report import Row, peak_rss_mb, print_table, write_json
+from bench.report import Row, lineage_env, peak_rss_mb, print_table, write_json
 from bench.workload import workload
 from lineage_faust.broker import EmbeddedBroker, free_port, wait_for_port
 from lineage_faust.keying import message_key
@@ -93,11 +92,9 @@ def run(rate: int, seconds: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         asyncio.run(ensure_topics(broker.bootstrap, {TOPIC: 8}))
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
-        env.update(
-            LINEAGE_KAFKA_BOOTSTRAP=broker.bootstrap,
-            LINEAGE_EMBEDDED_BROKER="1",
-            LINEAGE_TOPIC=TOPIC,
+        env = lineage_env(
+            broker.bootstrap,
+            TOPIC,
             LINEAGE_DATA_DIR=tmp,
             LINEAGE_APP_ID="bench-fresh",
             LINEAGE_API_PORT=str(port),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.report import Row, peak_rss_mb, print_table, rss_mb, write_json
+from bench.report import Row, lineage_env, peak_rss_mb, print_table, rss_mb, write_json
 from bench.throughput import count
 from lineage_faust.broker import EmbeddedBroker, free_port
 from lineage_faust.topics import ensure_topics
@@ -85,11 +84,9 @@ def run(runs: int) -> list[Row]:
         tmp = Path(tmp_dir)
         asyncio.run(produce(broker.bootstrap, runs))
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINEAGE_")}
-        env.update(
-            LINEAGE_KAFKA_BOOTSTRAP=broker.bootstrap,
-            LINEAGE_EMBEDDED_BROKER="1",
-            LINEAGE_TOPIC=TOPIC,
+        env = lineage_env(
+            broker.bootstrap,
+            TOPIC,
             LINEAGE_DATA_DIR=str(tmp),
             LINEAGE_PARTITIONS=str(PARTITIONS),
             LINEAGE_APP_ID="bench-memory",

@@ -29,6 +29,21 @@ class Row:
         return self.value / self.baseline if self.baseline else None
 
 
+def lineage_env(bootstrap: str | None = None, topic: str | None = None, **settings: str) -> dict:
+    """This environment without any LINEAGE_* of the caller's (LINEAGE_BATCH_* kept, so batch
+    sizes can be compared), plus the embedded broker and topic when given, plus ``settings``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LINEAGE_") or k.startswith("LINEAGE_BATCH_")
+    }
+    if bootstrap:
+        env.update(LINEAGE_KAFKA_BOOTSTRAP=bootstrap, LINEAGE_EMBEDDED_BROKER="1")
+    if topic:
+        env["LINEAGE_TOPIC"] = topic
+    return {**env, **settings}
+
+
 def peak_rss_mb(pid: int) -> float:
     """A process's peak resident memory so far (VmHWM), in MB."""
     return _status_mb(pid, "VmHWM:")

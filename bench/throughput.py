@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.report import Row, peak_rss_mb, print_table, write_json
+from bench.report import Row, lineage_env, peak_rss_mb, print_table, write_json
 from bench.workload import describe, workload
 from lineage_faust.broker import EmbeddedBroker
 from lineage_faust.keying import message_key
@@ -90,18 +90,11 @@ def end_to_end(
     bootstrap: str, workers: int, n_events: int, n_runs: int, tmp: Path
 ) -> tuple[float, float, float]:
     """events/s until every event is stored, and until every run status is; workers' peak RSS."""
-    # LINEAGE_BATCH_* pass through so batch sizes can be compared
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("LINEAGE_") or k.startswith("LINEAGE_BATCH_")
-    }
     tmp.mkdir(parents=True, exist_ok=True)
     db = tmp / "lineage.db"
-    env.update(
-        LINEAGE_KAFKA_BOOTSTRAP=bootstrap,
-        LINEAGE_EMBEDDED_BROKER="1",
-        LINEAGE_TOPIC=TOPIC,
+    env = lineage_env(
+        bootstrap,
+        TOPIC,
         LINEAGE_STORE=f"sqlite:///{db}",
         LINEAGE_PARTITIONS=str(PARTITIONS),
         LINEAGE_APP_ID=f"bench-{workers}w",
