@@ -42,6 +42,7 @@ from .runstate import MAX_SEEN, RUNNING, RunState, RunUpdate, apply_update, is_e
 from .stats import Health, Stats
 from .store import Store
 from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
+from .transport import broker_url
 from .triage import Batch, RawMessage, decode_updates, triage
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class _Expiry:
 def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://") -> faust.App:
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap}",
+        broker=broker_url(settings),
         store=table_store,
         # see recovery.py: Faust's resume/seek race, and the embedded broker's end offsets
         TableManager=(

@@ -78,6 +78,9 @@ class ApiAuth:
         return bool(self.users or self.tokens)
 
 
+EMBEDDED_FETCH_MAX_WAIT_MS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap: str | None  # None = start/use the embedded broker
@@ -114,6 +117,14 @@ class Settings:
         if self.kafka_bootstrap is None:
             raise ConfigError("LINEAGE_KAFKA_BOOTSTRAP is not set (no broker address known)")
         return self.kafka_bootstrap
+
+    @property
+    def fetch_max_wait_ms(self) -> int | None:
+        """How long a consumer's fetch may wait at the broker for data (None: the client's
+        default). The embedded broker (Tansu) answers a waiting fetch only when the wait runs
+        out, not when data arrives: measured produce-to-consume p50 395 ms / max 750 ms with
+        Faust's 1,500 ms, 3 ms / 53 ms with 100 ms. Real Kafka answers as soon as data comes."""
+        return EMBEDDED_FETCH_MAX_WAIT_MS if self.embedded_broker else None
 
     def describe_store(self) -> str:
         """The store URL with any password removed, safe for logs."""

@@ -77,6 +77,7 @@ async def stream(
         bootstrap_servers=settings.kafka_bootstrap,
         enable_auto_commit=False,
         client_id="lineage-api-stream",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms or 500,  # 500: aiokafka's default
     )
     tp = TopicPartition(settings.live_topic, 0)
     try:
