@@ -34,7 +34,7 @@ from . import alerting
 from .alerting import Alert
 from .config import Settings
 from .identity import run_partition
-from .live import live_change
+from .live import live_change, live_messages
 from .notify import WebhookSender
 from .recovery import EmbeddedBrokerTableManager, SeekThenResumeTableManager
 from .retry import retry_forever
@@ -365,17 +365,17 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         if not moved and not pending:
             return
         public = settings.public_url
-        live_message = {
-            "changes": [live_change(s, before.get(s.run_id)) for s in moved],
-            "alerts": [a.to_dict(public) for a in pending],
-        }
+        alerts = [a.to_dict(public) for a in pending]
+        changes = [live_change(s, before.get(s.run_id)) for s in moved]
         messages = [
-            {"key": a.run_id.encode(), "value": orjson.dumps(a.to_dict(public))} for a in pending
+            {"key": a.run_id.encode(), "value": orjson.dumps(alert)}
+            for a, alert in zip(pending, alerts, strict=True)
         ]
+        live = [{"key": None, "value": value} for value in live_messages(changes, alerts)]
 
         async def send() -> None:
             await send_all(alerts_topic, messages)
-            await send_all(live_topic, [{"key": None, "value": orjson.dumps(live_message)}])
+            await send_all(live_topic, live)
 
         await retrying("publish alerts and changes", send)
         if pending:

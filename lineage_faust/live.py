@@ -1,6 +1,7 @@
 """The live topic's messages: what the API's Server-Sent Events stream and the ops board show.
 
-One message per run-state batch (and per stuck/overdue sweep that raised something)::
+Per run-state batch (and per stuck/overdue sweep that raised something), as few messages as
+fit under ``MAX_LIVE_MESSAGE_BYTES`` each::
 
     {"changes": [<change>, ...], "alerts": [<alert>, ...]}
 
@@ -13,10 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from .model import ticks_to_datetime
 from .runstate import RunState
 
 ERROR_CHARS = 500
+# Well under Kafka's default 1 MB message limit: one batch's changes and alerts (each alert
+# quoting its error) reached 2.8 MB in the benchmark, and the broker refuses such a message.
+MAX_LIVE_MESSAGE_BYTES = 512 * 1024
 
 
 def _iso(ticks: int | None) -> str | None:
@@ -38,6 +44,36 @@ def live_change(state: RunState, previous: str | None) -> dict[str, Any]:
         "eventCount": state.event_count,
         "errorMessage": (state.error_message or "")[:ERROR_CHARS] or None,
     }
+
+
+def live_messages(
+    changes: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    max_bytes: int = MAX_LIVE_MESSAGE_BYTES,
+) -> list[bytes]:
+    """Changes, then alerts, in order, packed into messages of at most ``max_bytes`` (an item
+    bigger than that on its own gets a message of its own)."""
+    messages: list[bytes] = []
+    packed: dict[str, list[bytes]] = {"changes": [], "alerts": []}
+    empty = len(b'{"changes":[],"alerts":[]}')
+    size = empty
+    for kind, items in (("changes", changes), ("alerts", alerts)):
+        for item in items:
+            encoded = orjson.dumps(item)
+            if size > empty and size + len(encoded) + 1 > max_bytes:
+                messages.append(_live_message(packed))
+                packed = {"changes": [], "alerts": []}
+                size = empty
+            packed[kind].append(encoded)
+            size += len(encoded) + 1
+    if size > empty:
+        messages.append(_live_message(packed))
+    return messages
+
+
+def _live_message(packed: dict[str, list[bytes]]) -> bytes:
+    changes, alerts = b",".join(packed["changes"]), b",".join(packed["alerts"])
+    return b'{"changes":[' + changes + b'],"alerts":[' + alerts + b"]}"
 
 
 def event_id(offset: int, index: int) -> str:
