@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -463,6 +465,35 @@ async def test_sqlite_reader_sees_writer_commits(tmp_path: Path) -> None:
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_sqlite_keeps_event_text_compressed_and_reads_older_plain_rows(
+    tmp_path: Path,
+) -> None:
+    """Event text is stored zlib-compressed; rows from before that (plain TEXT) still read."""
+    store = SQLiteStore(tmp_path / "lineage.db")
+    await store.open()
+    try:
+        old, new = make_events("run-mixed", 2)
+        # a store written by an earlier version: the same row, its event as plain text
+        await store.write_events([old])
+        with sqlite3.connect(tmp_path / "lineage.db") as conn:
+            conn.execute(
+                "UPDATE events_by_run SET event=? WHERE eventId=?", (old.event, str(old.event_id))
+            )
+        await store.write_events([new])
+        with sqlite3.connect(tmp_path / "lineage.db") as conn:
+            kinds = dict(conn.execute("SELECT eventId, typeof(event) FROM events_by_run"))
+            packed = conn.execute(
+                "SELECT event FROM events_by_run WHERE eventId=?", (str(new.event_id),)
+            ).fetchone()[0]
+        assert kinds == {str(old.event_id): "text", str(new.event_id): "blob"}
+        assert zlib.decompress(packed).decode() == new.event
+        page = await store.get_events("run-mixed", 10)
+        assert {e.event_id: e for e in page.events} == {old.event_id: old, new.event_id: new}
+        assert await store.get_event("run-mixed", old.event_id) == old
+    finally:
+        await store.close()
 
 
 def io(ds: str, direction: str, run: str | None, job: str, minutes: int, **stats: int) -> DatasetIO:
