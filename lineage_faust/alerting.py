@@ -244,7 +244,13 @@ def on_sweep(
         detail = f"no event for {idle:.0f} s (threshold {limits.idle_s:.0f} s)"
         alerts.append(make_alert(state, Kind.STUCK, now, paged=True, detail=detail))
     if (again or Kind.OVERDUE not in state.alerted) and typical_ms and state.start_ticks:
-        running_ms = (now * 1_000) - state.start_ticks // 10_000
+        started_ms = state.start_ticks // 10_000
+        if state.first_seen_at is not None:
+            # from when this worker saw it start, if later: a backlog of old events replayed
+            # (a new deployment, a consumer far behind) must not page for every run still
+            # open in it; a START that arrives late delays the alert by as much
+            started_ms = max(started_ms, int(state.first_seen_at * 1_000))
+        running_ms = (now * 1_000) - started_ms
         if running_ms > limits.overdue_factor * typical_ms:
             detail = (
                 f"running {running_ms / 1000:.0f} s, over {limits.overdue_factor:g} x the "

@@ -134,6 +134,9 @@ class RunState:
     try_number: int | None = None
     retries: int | None = None
     updated_at: float | None = None  # wall clock of the last change (idle detection)
+    # wall clock when this worker first saw the run: catching up on old events is not a run
+    # being late (overdue detection)
+    first_seen_at: float | None = None
     alerted: list[str] = field(default_factory=list)  # alert kinds already raised
     # bookkeeping for an order-independent fold
     state_key: tuple[int, int, str] | None = None
@@ -176,9 +179,9 @@ def apply_update(current: RunState | None, update: RunUpdate, now: float) -> tup
     decides whether the event is counted. (A run revived from the store already counts events
     whose updates are still in flight: they must still fold into the state, uncounted.)
     ``changed`` is False for a redelivered event. ``now`` is the wall clock, used only to
-    stamp when a run became terminal so finished runs can leave the live table.
+    stamp when a run was first seen and when it became terminal (alerting, retention).
     """
-    state = current if current is not None else RunState(run_id=update.run_id)
+    state = current if current is not None else RunState(run_id=update.run_id, first_seen_at=now)
     new = replace(state)
     if update.event_id not in state.seen:
         new.seen = [*state.seen[-(MAX_SEEN - 1) :], update.event_id]

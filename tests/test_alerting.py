@@ -100,6 +100,22 @@ def test_overdue_against_the_jobs_typical_duration() -> None:
     assert on_change(running(state="COMPLETE"), rules, NOW) == []
 
 
+def test_overdue_counts_from_when_the_worker_saw_the_run_start_if_later() -> None:
+    """Catching up on old events: a run that started (by its events) a day ago but that the
+    worker has only known for 10 s is not overdue; one it has known for 600 s is."""
+    rules = AlertRules(defaults=Limits(overdue_factor=3))
+    day_old = int((NOW - 86_400) * TICKS_PER_S)
+    replayed = running(start_ticks=day_old, first_seen_at=NOW - 10)
+    assert on_sweep(replayed, rules, NOW, typical_ms=100_000) == []
+    (overdue,) = on_sweep(
+        running(start_ticks=day_old, first_seen_at=NOW - 600), rules, NOW, typical_ms=100_000
+    )
+    assert "running 600 s" in overdue.detail
+    # seen before its events say it started (clock skew): the events' start counts
+    early = running(first_seen_at=NOW - 3_600)  # events: started 600 s ago
+    assert "running 600 s" in on_sweep(early, rules, NOW, typical_ms=100_000)[0].detail
+
+
 def test_streaming_jobs_and_overrides() -> None:
     rules = AlertRules(
         defaults=Limits(idle_s=60),
