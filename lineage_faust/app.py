@@ -50,6 +50,14 @@ T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
 INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 TRACK_GROUP_MAX = 64  # run-updates messages folded together (each holds up to a batch's runs)
+# One rocksdb database per partition of the live table, which holds only the runs in flight
+# (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
+# 2 GB block cache; these keep the 8 of them to about 130 MB of native memory at most.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 8 * 1024 * 1024,
+}
 
 
 @dataclass(slots=True)
@@ -107,7 +115,13 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     updates_topic = app.topic(
         f"{settings.app_id}-run-updates", partitions=settings.partitions, internal=True
     )
-    runs = app.Table("runs", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    runs = app.Table(
+        "runs",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options=ROCKSDB_OPTIONS if table_store.startswith("rocksdb") else None,
+    )
     stats = Stats()
     health = Health()
     expiry = _Expiry()
@@ -500,6 +514,10 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             for done in group:
                 await manual.ack(done)
             group = []
+            # Table writes queue their changelog records in Faust's producer buffer, which
+            # nothing bounds (the conductor flushes at most 100 per message it delivers): send
+            # this group's before taking the next, or a backlog of runs piles up in memory
+            await app.producer.buffer.flush_atmost(None)
 
     async def track_group(stream: faust.StreamT, events: list[faust.EventT]) -> None:
         parts: list[tuple[faust.EventT, list[RunUpdate]]] = []
