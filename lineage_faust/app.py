@@ -50,6 +50,7 @@ T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
 INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 TRACK_GROUP_MAX = 64  # run-updates messages folded together (each holds up to a batch's runs)
+UPDATES_BUFFER = 2 * TRACK_GROUP_MAX  # run-updates messages waiting in memory, at most
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
 # 2 GB block cache; these keep the 8 of them to about 130 MB of native memory at most.
@@ -113,7 +114,12 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
     live_topic = app.topic(settings.live_topic)
     rules = settings.alert_rules
     updates_topic = app.topic(
-        f"{settings.app_id}-run-updates", partitions=settings.partitions, internal=True
+        f"{settings.app_id}-run-updates",
+        partitions=settings.partitions,
+        internal=True,
+        # each message carries a batch's updates of one partition (tens of KB); the app-wide
+        # stream buffer (thousands of messages) would let a backlog fill hundreds of MB
+        maxsize=UPDATES_BUFFER,
     )
     runs = app.Table(
         "runs",
