@@ -118,7 +118,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
         partitions=settings.partitions,
         internal=True,
         # each message carries a batch's updates of one partition (tens of KB); the app-wide
-        # stream buffer (thousands of messages) would let a backlog fill hundreds of MB
+        # stream buffer is sized for events and allows thousands of messages
         maxsize=UPDATES_BUFFER,
     )
     runs = app.Table(
