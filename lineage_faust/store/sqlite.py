@@ -440,16 +440,17 @@ class SQLiteStore(Store):
 
     # ---- writes -----------------------------------------------------------------------
     async def _insert_new(
-        self, table: str, columns: str, rows: list[tuple[Any, ...]], key: str, text_column: int
+        self, table: str, columns: str, rows: list[tuple[Any, ...]], key: str
     ) -> int:
         """Insert rows whose ``key`` (the first columns) is not there yet, in one transaction;
         the number inserted. With a retention, rewriting an existing row refreshes its expiry
-        (as Cassandra's rewrites refresh the TTL). The event text at ``text_column`` is packed
+        (as Cassandra's rewrites refresh the TTL). The ``event`` column's text is packed
         (compressed) in the writer's thread, off the event loop."""
         if not rows:
             return 0
         expires = self._expires_at()
         width = key.count(",") + 1
+        text_column = columns.split(", ").index("event")
 
         def write(conn: sqlite3.Connection) -> int:
             packed = [
@@ -498,7 +499,7 @@ class SQLiteStore(Store):
             for e in events
         ]
         columns = "runId, eventSort, eventId, source, jobName, eventTime, event, status, expiresAt"
-        return await self._insert_new("events_by_run", columns, rows, "runId, eventSort", 6)
+        return await self._insert_new("events_by_run", columns, rows, "runId, eventSort")
 
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
         expires = self._expires_at()
@@ -516,7 +517,7 @@ class SQLiteStore(Store):
             for e in events
         ]
         columns = "eventId, kind, namespace, name, source, eventTime, event, expiresAt"
-        return await self._insert_new("non_run_events", columns, rows, "eventId", 6)
+        return await self._insert_new("non_run_events", columns, rows, "eventId")
 
     async def write_run_statuses(
         self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
