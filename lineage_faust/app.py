@@ -43,7 +43,8 @@ from .stats import Health, Stats
 from .store import Store
 from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
 from .transport import broker_url
-from .triage import Batch, RawMessage, decode_updates, triage
+from .triage import Batch, RawMessage, decode_updates
+from .triage_pool import TriagePool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +79,21 @@ class _Expiry:
         return sum(self.live.values(), collections.Counter())
 
 
-def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://") -> faust.App:
+def make_app(
+    settings: Settings,
+    store: Store,
+    *,
+    table_store: str = "rocksdb://",
+    triage_pool: TriagePool | None = None,
+) -> faust.App:
+    """The app; batches are triaged by ``triage_pool`` (default: in the event loop)."""
+    if triage_pool is None:
+        triage_pool = TriagePool(
+            0,
+            max_bytes=settings.max_event_bytes,
+            partitions=settings.partitions,
+            pack_text=store.pack_text,
+        )
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings),
@@ -192,7 +207,7 @@ def make_app(settings: Settings, store: Store, *, table_store: str = "rocksdb://
             )
             for e in events
         ]
-        batch = triage(messages, max_bytes=settings.max_event_bytes, partitions=settings.partitions)
+        batch = await triage_pool.triage(messages)
         # Store writes and broker sends are independent: run them concurrently.
         (new_runs, new_non_runs), _, _ = await asyncio.gather(
             retrying("store batch", partial(store_batch, batch)),

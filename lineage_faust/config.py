@@ -100,6 +100,7 @@ class Settings:
     run_retention_s: float  # how long a finished run stays in the live table
     batch_size: int
     batch_within_s: float
+    triage_processes: int  # helper processes validating ingest batches; 0 = in the event loop
     app_id: str
     log_level: str
     retention_s: int | None  # store TTL (LINEAGE_RETENTION); None keeps data forever
@@ -428,6 +429,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         run_retention_s=run_retention_s,
         batch_size=_int(env, "LINEAGE_BATCH_SIZE", 2000),
         batch_within_s=_float(env, "LINEAGE_BATCH_WITHIN", 0.05, minimum=0.001),
+        triage_processes=_int(env, "LINEAGE_TRIAGE_PROCESSES", 1, minimum=0),
         app_id=env.get("LINEAGE_APP_ID") or "lineage-faust",
         log_level=(env.get("LINEAGE_LOG_LEVEL") or "INFO").upper(),
         retention_s=_duration(env, "LINEAGE_RETENTION"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -111,16 +112,25 @@ def _encode_updates(items: list[bytes]) -> list[bytes]:
     return messages
 
 
-def _prepare(event: ValidEvent) -> tuple[StoredEvent, str, bytes] | NonRunEvent:
+def _prepare(
+    event: ValidEvent, pack_text: Callable[[str], bytes] | None
+) -> tuple[StoredEvent, str, bytes] | NonRunEvent:
     """What to store and forward for one valid event (the run update encoded once)."""
     if not event.is_run_event:
         return NonRunEvent.from_valid(event)
     update = RunUpdate.from_event(event)
     # orjson encodes dataclasses natively (fast)
-    return StoredEvent.from_valid(event), update.run_id, orjson.dumps(update)
+    return StoredEvent.from_valid(event, pack_text), update.run_id, orjson.dumps(update)
 
 
-def triage(messages: list[RawMessage], *, max_bytes: int, partitions: int) -> Batch:
+def triage(
+    messages: list[RawMessage],
+    *,
+    max_bytes: int,
+    partitions: int,
+    pack_text: Callable[[str], bytes] | None = None,
+) -> Batch:
+    """``pack_text``: the store's (Store.pack_text), applied to each run event's text."""
     batch = Batch()
     by_partition: defaultdict[int, list[bytes]] = defaultdict(list)
     for message in messages:
@@ -128,7 +138,7 @@ def triage(messages: list[RawMessage], *, max_bytes: int, partitions: int) -> Ba
         if isinstance(result, ValidEvent):
             try:
                 ios = dataset_io(result)
-                result = _prepare(result)
+                result = _prepare(result, pack_text)
                 batch.dataset_io.extend(ios)
             except Exception as exc:  # a bug: dead-letter the message, never stall on it
                 log.exception(

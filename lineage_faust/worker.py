@@ -18,6 +18,7 @@ from .config import Settings
 from .retry import retry_forever
 from .store import Store, StoreError, store_for
 from .topics import ensure_topics
+from .triage_pool import TriagePool
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,16 @@ def _run(settings: Settings, table_store: str) -> None:
     loop.run_until_complete(prepare(settings, store))
     # Faust creates its table directory without parents (the store may live elsewhere)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = make_app(settings, store, table_store=table_store)
+    triage_pool = TriagePool(
+        settings.triage_processes,
+        max_bytes=settings.max_event_bytes,
+        partitions=settings.partitions,
+        pack_text=store.pack_text,
+        spill_root=settings.data_dir / "triage",
+        log_level=settings.log_level,
+    )
+    triage_pool.start()
+    app = make_app(settings, store, table_store=table_store, triage_pool=triage_pool)
     log.info(
         "worker: broker %s, topic %s, dead letters %s, store %s",
         settings.bootstrap,
@@ -86,5 +96,6 @@ def _run(settings: Settings, table_store: str) -> None:
             raise worker.crash_reason from None
         raise
     finally:
+        triage_pool.close()
         if not loop.is_closed():
             loop.run_until_complete(store.close())

@@ -135,6 +135,24 @@ async def test_event_round_trip_is_verbatim(store: Store) -> None:
     assert await store.get_event("no-such-run", event.event_id) is None
 
 
+async def test_events_packed_before_the_store_read_back_as_their_text(store: Store) -> None:
+    """Triage packs run events' text with the store's own ``pack_text`` (off the writer):
+    written so, and mixed with unpacked ones, they read back verbatim."""
+    events = make_events("run-packed", 4)
+    pack = store.pack_text
+    packed = [
+        StoredEvent.from_valid(parse_event(e.event.encode(), 1 << 20), pack)  # type: ignore[arg-type]
+        for e in events[:2]
+    ]
+    if pack is not None:
+        assert all(p.packed == pack(p.event) for p in packed)
+    assert packed == events[:2]  # the packed form is not part of the event's identity
+    assert await store.write_events([*packed, *events[2:]]) == 4
+    page = await store.get_events("run-packed", 10)
+    assert {e.event_id: e for e in page.events} == {e.event_id: e for e in events}
+    assert page.events[0].packed is None  # what is read back is the text
+
+
 async def test_unknown_run_gives_an_empty_page(store: Store) -> None:
     page = await store.get_events("never-seen", 25)
     assert page.events == [] and page.next_cursor is None

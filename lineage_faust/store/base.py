@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,9 +54,14 @@ class StoredEvent:
     event_time: datetime
     status: str | None
     event: str  # the original JSON text, verbatim
+    # the text as the store keeps it, for a store that packs it (Store.pack_text), made
+    # before the event reaches the store's writer; None: the store packs it itself
+    packed: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_valid(cls, valid: ValidEvent) -> StoredEvent:
+    def from_valid(
+        cls, valid: ValidEvent, pack_text: Callable[[str], bytes] | None = None
+    ) -> StoredEvent:
         payload = valid.payload
         assert isinstance(payload, RunEvent)
         return cls(
@@ -67,6 +72,7 @@ class StoredEvent:
             event_time=valid.event_time.at,
             status=payload.eventType.value if payload.eventType else None,
             event=valid.text,
+            packed=pack_text(valid.text) if pack_text is not None else None,
         )
 
 
@@ -323,6 +329,10 @@ MAX_PAGE_SIZE = 1000
 
 class Store(abc.ABC):
     """One interface, two implementations: SQLite (embedded) and Cassandra (production)."""
+
+    # How the store packs an event's text (a picklable module-level function), for stores
+    # that keep it packed: triage applies it where it has CPU to spare (StoredEvent.packed).
+    pack_text: Callable[[str], bytes] | None = None
 
     @abc.abstractmethod
     async def open(self) -> None:

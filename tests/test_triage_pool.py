@@ -1,0 +1,143 @@
+"""Triage in a real helper process: the same batch as in the loop, nothing left behind, and a
+helper that dies neither loses the batch nor stalls the next one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lineage_faust.config import parse_settings
+from lineage_faust.store.sqlite import pack_text
+from lineage_faust.triage import Batch, RawMessage, triage
+from lineage_faust.triage_pool import INLINE_BELOW, TriagePool
+
+from .helpers import SAMPLES
+from .olclient import job_event
+
+
+def messages() -> list[RawMessage]:
+    values = [*SAMPLES.read_bytes().splitlines(), b"oops", None, job_event()]
+    values = values * (INLINE_BELOW // len(values) + 1)  # big enough for the helper
+    return [
+        RawMessage(v, b"key", "events", 1, 10 + i, (("trace", b"abc"),), 1_700_000_000.0)
+        for i, v in enumerate(values)
+    ]
+
+
+def same(a: Batch, b: Batch) -> None:
+    assert a.run_events == b.run_events
+    assert [e.packed for e in a.run_events] == [e.packed for e in b.run_events]
+    assert a.non_run_events == b.non_run_events
+    assert a.rejected == b.rejected
+    assert a.dataset_io == b.dataset_io
+    assert a.update_messages == b.update_messages
+
+
+@pytest.fixture
+def pool(tmp_path: Path):
+    pool = TriagePool(
+        1, max_bytes=1 << 20, partitions=4, pack_text=pack_text, spill_root=tmp_path / "spill"
+    )
+    yield pool
+    pool.close()
+
+
+async def test_helper_triages_exactly_as_the_loop_would(pool: TriagePool, tmp_path: Path) -> None:
+    batch = messages()
+    assert len(batch) >= INLINE_BELOW
+    got = await pool.triage(batch)
+    same(got, triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text))
+    assert got.run_events and all(e.packed == pack_text(e.event) for e in got.run_events)
+    assert len(got.rejected) == len(batch) // 31 * 2 and got.non_run_events
+    assert pool.restarts == 0
+    [spill] = (tmp_path / "spill").iterdir()
+    assert spill.name == str(os.getpid()) and list(spill.iterdir()) == []  # read and deleted
+    pool.close()
+    assert not spill.exists()
+
+
+async def test_small_batches_stay_in_the_loop(pool: TriagePool) -> None:
+    small = messages()[:3]
+    got = await pool.triage(small)
+    same(got, triage(small, max_bytes=1 << 20, partitions=4, pack_text=pack_text))
+    assert pool._executor is None  # no helper was needed
+
+
+async def test_a_killed_helper_loses_nothing_and_is_replaced(pool: TriagePool) -> None:
+    batch = messages()
+    expected = triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text)
+    same(await pool.triage(batch), expected)
+    assert pool._executor is not None
+    [helper] = pool._executor._processes  # type: ignore[attr-defined]
+    os.kill(helper, signal.SIGKILL)
+    same(await pool.triage(batch), expected)  # triaged in the loop instead
+    assert pool.restarts == 1
+    same(await pool.triage(batch), expected)  # and a new helper takes the next
+    assert pool._executor is not None and helper not in pool._executor._processes  # type: ignore[attr-defined]
+    assert pool.restarts == 1
+
+
+def test_a_helper_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL cannot stop its helper: the helper must notice."""
+    script = (
+        "import sys\nfrom pathlib import Path\n"
+        "from lineage_faust.triage_pool import TriagePool\n"
+        "pool = TriagePool(1, max_bytes=1 << 20, partitions=4, spill_root=Path(sys.argv[1]))\n"
+        "pool.start()\n"
+        "pool._executor.submit(int).result()\n"
+        "print(*pool._executor._processes, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        helper = int(worker.stdout.readline())
+        assert alive(helper)
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 10
+        while alive(helper) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(helper)
+    finally:
+        worker.kill()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie has exited; it only waits for its parent to read its status
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_spill_files_of_killed_workers_are_removed_on_start(tmp_path: Path) -> None:
+    root = tmp_path / "spill"
+    (root / "999999999").mkdir(parents=True)  # no such process
+    (root / "999999999" / "x.batch").write_bytes(b"left behind")
+    (root / "1").mkdir()  # init: alive, not ours to touch
+    pool = TriagePool(1, max_bytes=1 << 20, partitions=4, spill_root=root)
+    try:
+        pool.start()
+        assert sorted(p.name for p in root.iterdir()) == sorted(["1", str(os.getpid())])
+    finally:
+        pool.close()
+
+
+def test_helper_count_is_configurable() -> None:
+    assert parse_settings({}).triage_processes == 1
+    assert parse_settings({"LINEAGE_TRIAGE_PROCESSES": "0"}).triage_processes == 0
