@@ -478,28 +478,37 @@ def make_app(
             runs[run_id.encode()] = orjson.dumps(state)
         await publish([], {}, pending)
 
+    def index_partitions(partitions: set[int]) -> None:
+        """Expiry queue, live counts and running set of partitions swept for the first time
+        since start or assignment: one pass over the live table for all of them (the table
+        iterates every assigned partition; a pass per partition cost 0.7 s of blocked event
+        loop for 8 partitions at 1,000 events/s, and grows with the runs in flight)."""
+        found: dict[int, list[tuple[float, str]]] = {p: [] for p in partitions}
+        running_now: dict[int, set[str]] = {p: set() for p in partitions}
+        counts: dict[int, collections.Counter[str]] = {p: collections.Counter() for p in partitions}
+        for key, value in runs.items():
+            run_id = key.decode()
+            partition = run_partition(run_id, settings.partitions)
+            if partition in partitions:
+                data = orjson.loads(value)
+                counts[partition][data["state"]] += 1
+                if data.get("finished_at") is not None:
+                    found[partition].append((data["finished_at"], run_id))
+                else:
+                    running_now[partition].add(run_id)
+        for partition in partitions:
+            expiry.queues[partition].extend(sorted(found[partition]))
+            expiry.indexed.add(partition)
+            expiry.live[partition] = counts[partition]
+            expiry.running[partition] = running_now[partition]
+
     async def sweep(partition: int) -> None:
         """Drop finished runs older than the retention window from the live table, and look
         for stuck and overdue runs."""
         now = time.time()
+        if partition not in expiry.indexed:
+            index_partitions({partition})
         queue = expiry.queues[partition]
-        if partition not in expiry.indexed:  # first sweep since start/assignment: index it
-            found = []
-            running_now: set[str] = set()
-            counts: collections.Counter[str] = collections.Counter()
-            for key, value in runs.items():
-                run_id = key.decode()
-                if run_partition(run_id, settings.partitions) == partition:
-                    data = orjson.loads(value)
-                    counts[data["state"]] += 1
-                    if data.get("finished_at") is not None:
-                        found.append((data["finished_at"], run_id))
-                    else:
-                        running_now.add(run_id)
-            queue.extend(sorted(found))
-            expiry.indexed.add(partition)
-            expiry.live[partition] = counts
-            expiry.running[partition] = running_now
         removed = 0
         while queue and now - queue[0][0] >= settings.run_retention_s:
             _, run_id = queue.popleft()
@@ -553,6 +562,15 @@ def make_app(
                 log.exception("undecodable run-updates message at offset %d", event.message.offset)
         if parts:
             await apply_updates(stream, parts)
+        if any(event.message.partition not in expiry.indexed for event in sweeps):
+            # every assigned partition at once: the pass over the table reads them all anyway
+            assigned = {
+                tp.partition
+                for tp in app.assignor.assigned_actives()
+                if tp.topic == updates_topic.get_topic_name()
+            }
+            swept = {event.message.partition for event in sweeps}
+            index_partitions((assigned | swept) - expiry.indexed)
         for event in sweeps:  # after the group's updates: a sweep looks at time, not order
             owning(stream, event)
             await sweep(event.message.partition)
