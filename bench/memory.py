@@ -25,7 +25,15 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from bench.report import Row, lineage_env, peak_rss_mb, print_table, rss_mb, write_json
+from bench.report import (
+    Row,
+    helpers_peak_rss_mb,
+    lineage_env,
+    peak_rss_mb,
+    print_table,
+    rss_mb,
+    write_json,
+)
 from bench.throughput import count
 from lineage_faust.broker import EmbeddedBroker, free_port
 from lineage_faust.topics import ensure_topics
@@ -121,6 +129,7 @@ def run(runs: int) -> list[Row]:
                 time.sleep(1)
             time.sleep(RETENTION_S + 3)  # the last runs leave the table at the next sweeps
             end = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid))
+            helpers = helpers_peak_rss_mb(worker.pid)
             in_table = live_runs(port)
         finally:
             worker.terminate()
@@ -141,6 +150,7 @@ def run(runs: int) -> list[Row]:
             "within +-20 %",
             abs(end[2] / at_mark[2] - 1) <= 0.2,
         ),
+        Row(f"worker's helper processes' peak RSS after {end[0]:,} runs", helpers, "MB"),
         Row("runs left in the live table at the end", in_table, "runs"),
     ]
 

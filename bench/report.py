@@ -49,6 +49,24 @@ def peak_rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmHWM:")
 
 
+def helpers_peak_rss_mb(pid: int) -> float:
+    """Summed peak RSS of a worker's child processes (its triage helper and the resource
+    tracker multiprocessing starts): peaks taken apart, so an upper bound."""
+    return sum(peak_rss_mb(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmRSS:")
 

@@ -28,7 +28,14 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.report import Row, lineage_env, peak_rss_mb, print_table, write_json
+from bench.report import (
+    Row,
+    helpers_peak_rss_mb,
+    lineage_env,
+    peak_rss_mb,
+    print_table,
+    write_json,
+)
 from bench.workload import describe, workload
 from lineage_faust.broker import EmbeddedBroker
 from lineage_faust.keying import message_key
@@ -130,13 +137,14 @@ def end_to_end(
             time.sleep(0.05)
         done_at = time.perf_counter() - start
         rss = max(peak_rss_mb(p.pid) for p in procs)
+        helpers_rss = max(helpers_peak_rss_mb(p.pid) for p in procs)
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(30)
     print(file=sys.stderr)
-    return n_events / stored_at, n_events / done_at, rss
+    return n_events / stored_at, n_events / done_at, rss, helpers_rss
 
 
 def noop_faust(bootstrap: str, n: int) -> float:
@@ -174,7 +182,9 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
             Row("ceiling: no-op Faust agent", noop, "events/s"),
         ]
         for n in workers:
-            stored, done, rss = end_to_end(broker.bootstrap, n, n_stored, n_runs, tmp / f"{n}w")
+            stored, done, rss, helpers_rss = end_to_end(
+                broker.bootstrap, n, n_stored, n_runs, tmp / f"{n}w"
+            )
             label = f"{n} worker{'s' if n > 1 else ''}"
             # the goals are for one worker process; more workers are reported beside them
             rows += [
@@ -195,6 +205,7 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
                     ),
                 ),
                 Row(f"end to end, {label}: worker peak RSS", rss, "MB"),
+                Row(f"end to end, {label}: its helper processes' peak RSS", helpers_rss, "MB"),
             ]
     return rows
 

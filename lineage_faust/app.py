@@ -7,8 +7,9 @@ Data flow (see README for the diagram)::
                           `--> <app>-run-updates (one message per owning partition per batch)
                                   --track_runs--> runs table (changelog) + store.run_status
 
-``ingest`` consumes in batches and acknowledges a batch's events only after its store writes
-and sends have completed: at-least-once, with idempotent writes.
+``ingest`` consumes in batches, has each triaged (``triage_pool``: in a helper process for
+all but small batches) and acknowledges a batch's events only after its store writes and
+sends have completed: at-least-once, with idempotent writes.
 ``track_runs`` folds every run-updates message waiting in its channel at once (each message
 carries a batch's updates for the runs of one partition). A Faust table read or write goes
 to the partition of the stream's current event, so each message's runs are read and written
