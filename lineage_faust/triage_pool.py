@@ -118,6 +118,7 @@ class TriagePool:
         self.spill_root = spill_root or Path(tempfile.gettempdir()) / "lineage-faust-triage"
         self.log_level = log_level
         self.restarts = 0  # helpers that died and were replaced
+        self.failures = 0  # batches the helper could not hand back (triaged in the loop)
         self._executor: ProcessPoolExecutor | None = None
         self._spill_dir: Path | None = None
 
@@ -160,6 +161,7 @@ class TriagePool:
         try:
             future = self._executor.submit(_triage_rows, rows, self.options, str(self._spill_dir))
             path = await asyncio.wrap_future(future)
+            return _read_spilled(path)
         except asyncio.CancelledError:  # stopping or rebalancing: nobody will read the file
             future.add_done_callback(_discard_spilled)
             raise
@@ -171,8 +173,13 @@ class TriagePool:
             )
             self._shutdown(wait=False)
             self.restarts += 1
-            return self.inline(messages)
-        return _read_spilled(path)
+        except Exception:  # the spill file could not be written or read (disk full, removed)
+            log.exception(
+                "triage in the helper failed; this batch of %d is triaged in the worker",
+                len(messages),
+            )
+            self.failures += 1
+        return self.inline(messages)
 
     def _shutdown(self, *, wait: bool) -> None:
         executor, self._executor = self._executor, None

@@ -4,6 +4,7 @@ helper that dies neither loses the batch nor stalls the next one."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,19 @@ async def test_a_killed_helper_loses_nothing_and_is_replaced(pool: TriagePool) -
     same(await pool.triage(batch), expected)  # and a new helper takes the next
     assert pool._executor is not None and helper not in pool._executor._processes  # type: ignore[attr-defined]
     assert pool.restarts == 1
+
+
+async def test_a_batch_whose_spill_file_fails_is_triaged_in_the_loop(pool: TriagePool) -> None:
+    batch = messages()
+    expected = triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text)
+    pool.start()
+    assert pool._spill_dir is not None
+    shutil.rmtree(pool._spill_dir)  # as good as a full disk: the helper cannot write its file
+    same(await pool.triage(batch), expected)
+    assert pool.failures == 1 and pool.restarts == 0
+    pool._spill_dir.mkdir()
+    same(await pool.triage(batch), expected)  # the helper is still there for the next one
+    assert pool.failures == 1
 
 
 def test_a_helper_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:
