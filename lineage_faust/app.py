@@ -508,7 +508,13 @@ def make_app(
         for stuck and overdue runs."""
         now = time.time()
         if partition not in expiry.indexed:
-            index_partitions({partition})
+            # every assigned partition at once: the pass over the table reads them all anyway
+            assigned = {
+                tp.partition
+                for tp in app.assignor.assigned_actives()
+                if tp.topic == updates_topic.get_topic_name()
+            }
+            index_partitions((assigned | {partition}) - expiry.indexed)
         queue = expiry.queues[partition]
         removed = 0
         while queue and now - queue[0][0] >= settings.run_retention_s:
@@ -563,15 +569,6 @@ def make_app(
                 log.exception("undecodable run-updates message at offset %d", event.message.offset)
         if parts:
             await apply_updates(stream, parts)
-        if any(event.message.partition not in expiry.indexed for event in sweeps):
-            # every assigned partition at once: the pass over the table reads them all anyway
-            assigned = {
-                tp.partition
-                for tp in app.assignor.assigned_actives()
-                if tp.topic == updates_topic.get_topic_name()
-            }
-            swept = {event.message.partition for event in sweeps}
-            index_partitions((assigned | swept) - expiry.indexed)
         for event in sweeps:  # after the group's updates: a sweep looks at time, not order
             owning(stream, event)
             await sweep(event.message.partition)
