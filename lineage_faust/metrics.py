@@ -75,6 +75,13 @@ class WorkerMetrics:
             ("topic",),
             registry=r,
         )
+        self.triage_fallbacks = Counter(
+            "lineage_worker_triage_fallbacks",
+            "Batches triaged in the event loop because the triage helper could not (helper_died, "
+            "handback_failed: its result file could not be written or read)",
+            ("reason",),
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "lineage_worker_consumer_lag",
             "Messages not yet read, per assigned partition (high watermark - position)",

@@ -119,6 +119,9 @@ class TriagePool:
         self.log_level = log_level
         self.restarts = 0  # helpers that died and were replaced
         self.failures = 0  # batches the helper could not hand back (triaged in the loop)
+        # told the reason of every batch triaged in the loop instead ("helper_died",
+        # "handback_failed"): the worker counts them in /metrics
+        self.on_fallback: Callable[[str], None] = lambda reason: None
         self._executor: ProcessPoolExecutor | None = None
         self._spill_dir: Path | None = None
 
@@ -135,6 +138,8 @@ class TriagePool:
             initializer=_start_helper,
             initargs=(self.log_level, os.getpid()),
         )
+        # the executor starts its process on the first task: start it now
+        self._executor.submit(int)
 
     def _make_spill_dir(self) -> Path:
         self.spill_root.mkdir(parents=True, exist_ok=True)
@@ -173,12 +178,14 @@ class TriagePool:
             )
             self._shutdown(wait=False)
             self.restarts += 1
+            self.on_fallback("helper_died")
         except Exception:  # the spill file could not be written or read (disk full, removed)
             log.exception(
                 "triage in the helper failed; this batch of %d is triaged in the worker",
                 len(messages),
             )
             self.failures += 1
+            self.on_fallback("handback_failed")
         return self.inline(messages)
 
     def _shutdown(self, *, wait: bool) -> None:

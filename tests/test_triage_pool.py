@@ -76,9 +76,11 @@ async def test_a_killed_helper_loses_nothing_and_is_replaced(pool: TriagePool) -
     same(await pool.triage(batch), expected)
     assert pool._executor is not None
     [helper] = pool._executor._processes  # type: ignore[attr-defined]
+    told: list[str] = []
+    pool.on_fallback = told.append
     os.kill(helper, signal.SIGKILL)
     same(await pool.triage(batch), expected)  # triaged in the loop instead
-    assert pool.restarts == 1
+    assert pool.restarts == 1 and told == ["helper_died"]
     same(await pool.triage(batch), expected)  # and a new helper takes the next
     assert pool._executor is not None and helper not in pool._executor._processes  # type: ignore[attr-defined]
     assert pool.restarts == 1
@@ -90,11 +92,13 @@ async def test_a_batch_whose_spill_file_fails_is_triaged_in_the_loop(pool: Triag
     pool.start()
     assert pool._spill_dir is not None
     shutil.rmtree(pool._spill_dir)  # as good as a full disk: the helper cannot write its file
+    told: list[str] = []
+    pool.on_fallback = told.append
     same(await pool.triage(batch), expected)
-    assert pool.failures == 1 and pool.restarts == 0
+    assert pool.failures == 1 and pool.restarts == 0 and told == ["handback_failed"]
     pool._spill_dir.mkdir()
     same(await pool.triage(batch), expected)  # the helper is still there for the next one
-    assert pool.failures == 1
+    assert pool.failures == 1 and told == ["handback_failed"]
 
 
 def test_a_helper_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@ its run states, store latency and consumer lag, after real traffic through a rea
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -87,5 +89,47 @@ def test_worker_metrics_after_real_traffic(stack: Stack, tmp_path: Path) -> None
         events_lag = [v for k, v in lag.items() if f'topic="{stack.topic}"' in k]
         assert events_lag and all(v == 0 for v in events_lag), lag
         assert orjson.loads(httpx.get(url.replace("metrics", "health")).content)["status"] == "ok"
+    finally:
+        worker.stop()
+
+
+def helper_of(pid: int) -> int | None:
+    """The worker's triage helper (its spawned child that is not the resource tracker)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            return int(stat.parent.name)
+    return None
+
+
+def test_a_worker_whose_triage_helper_dies_loses_nothing(stack: Stack, tmp_path: Path) -> None:
+    port = free_port()
+    stack.extra_env.update(LINEAGE_WORKER_PORT=str(port))
+    url = f"http://127.0.0.1:{port}/metrics"
+    burst = tmp_path / "burst.jsonl"
+    burst.write_bytes(b"\n".join(LINES * 72) + b"\n")  # batches big enough for the helper
+    worker = stack.spawn("worker")
+    try:
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        helper = wait_until(lambda: helper_of(worker.process.pid), 30, "triage helper")
+        os.kill(helper, signal.SIGKILL)
+        assert stack.send(burst).returncode == 0
+
+        def metric(name: str) -> dict[str, float]:
+            return samples(httpx.get(url, timeout=5).text, name)
+
+        wait_until(
+            lambda: metric("lineage_worker_events_consumed_total").get("") == 72 * len(LINES),
+            60,
+            "every message consumed",
+        )
+        assert metric("lineage_worker_events_stored_total")['{kind="run"}'] == len(LINES)
+        assert metric("lineage_worker_triage_fallbacks_total").get('{reason="helper_died"}', 0) >= 1
+        replacement = wait_until(lambda: helper_of(worker.process.pid), 30, "a new helper")
+        assert replacement != helper
     finally:
         worker.stop()
