@@ -120,6 +120,11 @@ def make_app(
         producer_max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
         consumer_max_fetch_size=max(2 * settings.max_event_bytes, 4 * 1_048_576),
         stream_buffer_maxsize=4 * settings.batch_size,
+        # Stopping (or rebalancing) must not wait for every delivered event to be acknowledged:
+        # the agents acknowledge a batch only after its writes, and a worker told to stop with a
+        # backlog waited for acknowledgements that never came (still running 60 s after SIGTERM).
+        # What is not acknowledged is delivered again, and every write is idempotent.
+        stream_wait_empty=False,
         # every topic and table carries bytes we encode ourselves (orjson)
         key_serializer="raw",
         value_serializer="raw",
@@ -146,6 +151,7 @@ def make_app(
     )
     stats = Stats()
     health = Health()
+    triage_pool.on_fallback = lambda reason: stats.metrics.triage_fallbacks.labels(reason).inc()
     expiry = _Expiry()
 
     def retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
