@@ -117,7 +117,7 @@ def _prepare(
 ) -> tuple[StoredEvent, str, bytes] | NonRunEvent:
     """What to store and forward for one valid event (the run update encoded once)."""
     if not event.is_run_event:
-        return NonRunEvent.from_valid(event)
+        return NonRunEvent.from_valid(event, pack_text)
     update = RunUpdate.from_event(event)
     # orjson encodes dataclasses natively (fast)
     return StoredEvent.from_valid(event, pack_text), update.run_id, orjson.dumps(update)
@@ -130,7 +130,7 @@ def triage(
     partitions: int,
     pack_text: Callable[[str], bytes] | None = None,
 ) -> Batch:
-    """``pack_text``: the store's (Store.pack_text), applied to each run event's text."""
+    """``pack_text``: the store's (Store.pack_text), applied to each stored event's text."""
     batch = Batch()
     by_partition: defaultdict[int, list[bytes]] = defaultdict(list)
     for message in messages:

@@ -211,6 +211,18 @@ async def test_non_run_event_writes_say_what_was_new(store: Store) -> None:
     assert await store.write_non_run_events([job]) == 0
 
 
+async def test_non_run_events_packed_before_the_store_read_back_as_their_text(
+    store: Store,
+) -> None:
+    job = parse_event(job_event("packed-job"), 1 << 20)
+    packed = NonRunEvent.from_valid(job, store.pack_text)  # type: ignore[arg-type]
+    if store.pack_text is not None:
+        assert packed.packed == store.pack_text(packed.event)
+    assert await store.write_non_run_events([packed]) == 1
+    [got] = await store.get_non_run_events("tests", "packed-job", 10)
+    assert got == NonRunEvent.from_valid(job) and got.event == packed.event  # type: ignore[arg-type]
+
+
 async def test_non_run_events_and_dead_letters(store: Store) -> None:
     job, dataset = (parse_event(job_event("j"), 1 << 20), parse_event(dataset_event("d"), 1 << 20))
     rows = [NonRunEvent.from_valid(job), NonRunEvent.from_valid(dataset)]  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ def same(a: Batch, b: Batch) -> None:
     assert a.run_events == b.run_events
     assert [e.packed for e in a.run_events] == [e.packed for e in b.run_events]
     assert a.non_run_events == b.non_run_events
+    assert [e.packed for e in a.non_run_events] == [e.packed for e in b.non_run_events]
     assert a.rejected == b.rejected
     assert a.dataset_io == b.dataset_io
     assert a.update_messages == b.update_messages
@@ -54,7 +55,8 @@ async def test_helper_triages_exactly_as_the_loop_would(pool: TriagePool, tmp_pa
     assert len(batch) >= INLINE_BELOW
     got = await pool.triage(batch)
     same(got, triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text))
-    assert got.run_events and all(e.packed == pack_text(e.event) for e in got.run_events)
+    stored = [*got.run_events, *got.non_run_events]
+    assert got.run_events and all(e.packed == pack_text(e.event) for e in stored)
     assert len(got.rejected) == len(batch) // 31 * 2 and got.non_run_events
     assert pool.restarts == 0
     [spill] = (tmp_path / "spill").iterdir()

@@ -55,7 +55,8 @@ class StoredEvent:
     status: str | None
     event: str  # the original JSON text, verbatim
     # the text as the store keeps it, for a store that packs it (Store.pack_text), made
-    # before the event reaches the store's writer; None: the store packs it itself
+    # before the event reaches the store's writer; None: the store packs it itself (so do
+    # NonRunEvent's)
     packed: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -87,16 +88,21 @@ class NonRunEvent:
     source: str
     event_time: datetime
     event: str
+    packed: bytes | None = field(default=None, compare=False, repr=False)  # see StoredEvent
 
     @classmethod
-    def from_valid(cls, valid: ValidEvent) -> NonRunEvent:
+    def from_valid(
+        cls, valid: ValidEvent, pack_text: Callable[[str], bytes] | None = None
+    ) -> NonRunEvent:
         payload = valid.payload
         if isinstance(payload, JobEvent):
             kind, ns, name = "JOB", payload.job.namespace, payload.job.name
         else:
             assert isinstance(payload, DatasetEvent)
             kind, ns, name = "DATASET", payload.dataset.namespace, payload.dataset.name
-        return cls(valid.event_id, kind, ns, name, valid.producer, valid.event_time.at, valid.text)
+        packed = pack_text(valid.text) if pack_text is not None else None
+        at = valid.event_time.at
+        return cls(valid.event_id, kind, ns, name, valid.producer, at, valid.text, packed)
 
 
 @dataclass(frozen=True, slots=True)
