@@ -2,9 +2,9 @@
 stream; kill one of two workers and let the other take over its partitions.
 
 Real broker, real worker processes, real SQLite. The streams are copies of the Airflow samples
-with fresh run ids (plus redelivered duplicates), produced up front, so every kill lands while a
-backlog is being worked through. Each scenario ends with the accounting identity, every run's
-state and event count, and every alert (once) checked.
+with fresh run ids (plus redelivered duplicates), produced while the workers work (they keep up
+with one producer), so every kill lands mid-stream. Each scenario ends with the accounting
+identity, every run's state and event count, and every alert (once) checked.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,6 +40,15 @@ async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def start_producing(stack: Stack, values: list[bytes]) -> threading.Thread:
+    """Produce ``values`` in a thread, so the test can act while they are still arriving."""
+    thread = threading.Thread(
+        target=asyncio.run, args=(produce(stack.bootstrap, stack.topic, values),), daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def db_count(path: Path, sql: str) -> int:
@@ -121,7 +131,7 @@ def test_sigkill_three_times_mid_stream_loses_and_doubles_nothing(stack: Stack) 
     workers = [stack.spawn("worker", tag="worker-0")]
     # Topic creation happens at worker start; produce once it exists.
     wait_until(lambda: "Worker]: Ready" in workers[0].log(), 60, "worker ready")
-    asyncio.run(produce(stack.bootstrap, stack.topic, stream.messages))
+    producing = start_producing(stack, stream.messages)
     kills = []
     for i, share in enumerate((0.15, 0.4, 0.65)):
         target = int(len(stream.events) * (share + rng.uniform(0, 0.1)))
@@ -129,6 +139,7 @@ def test_sigkill_three_times_mid_stream_loses_and_doubles_nothing(stack: Stack) 
         workers[-1].kill()
         kills.append(db_count(stack.db_path, STORED))
         workers.append(stack.spawn("worker", tag=f"worker-{i + 1}"))
+    producing.join()
     assert kills[-1] < len(stream.events), "the last kill came too late to test anything"
     try:
         stream.wait_all_done(stack.db_path)
@@ -143,7 +154,7 @@ def test_sigkill_three_times_mid_stream_loses_and_doubles_nothing(stack: Stack) 
 
 
 def test_one_of_two_workers_killed_the_other_takes_over(stack: Stack) -> None:
-    stream = Stream(copies=300, seed=8)  # 8,400 events
+    stream = Stream(copies=500, seed=8)  # 14,000 events
     ports = [free_port(), free_port()]
     shared_db = stack.tmp / "shared" / "lineage.db"
     stack.extra_env["LINEAGE_STORE"] = f"sqlite:///{shared_db}"
@@ -163,11 +174,13 @@ def test_one_of_two_workers_killed_the_other_takes_over(stack: Stack) -> None:
         30,
         "both workers serving",
     )
-    asyncio.run(produce(stack.bootstrap, stack.topic, stream.messages))
+    producing = start_producing(stack, stream.messages)
     wait_until(lambda: (accounting(ports[1]) or {}).get("consumed", 0) > 500, 120, "victim at work")
     victim.kill()
     at_kill = db_count(shared_db, STORED)
-    assert at_kill < len(stream.events), "the kill came too late to test anything"
+    still_producing = producing.is_alive()
+    producing.join()
+    assert still_producing and at_kill < len(stream.events), "the kill came too late to test"
     try:
         stream.wait_all_done(shared_db)
         after = wait_until(lambda: accounting(ports[0]), 30, "the survivor's accounting")
@@ -186,7 +199,7 @@ def test_a_worker_told_to_stop_mid_backlog_stops_and_loses_nothing(stack: Stack)
     stream = Stream(copies=1000, seed=9)  # 28,000 events
     first = stack.spawn("worker", tag="worker-0")
     wait_until(lambda: "Worker]: Ready" in first.log(), 60, "worker ready")
-    asyncio.run(produce(stack.bootstrap, stack.topic, stream.messages))
+    producing = start_producing(stack, stream.messages)
     target = len(stream.events) // 10
     wait_until(lambda: db_count(stack.db_path, STORED) >= target, 180, f"{target} stored")
     started = time.monotonic()
@@ -194,6 +207,7 @@ def test_a_worker_told_to_stop_mid_backlog_stops_and_loses_nothing(stack: Stack)
     stopped_after = time.monotonic() - started
     assert stopped_after < 30, f"not stopped after {stopped_after:.0f}s"
     assert db_count(stack.db_path, STORED) < len(stream.events), "stopped too late to test"
+    producing.join()
     second = stack.spawn("worker", tag="worker-1")
     try:
         stream.wait_all_done(stack.db_path)
