@@ -80,11 +80,19 @@ async def produce(bootstrap: str, runs: int) -> None:
     print(file=sys.stderr)
 
 
-def live_runs(port: int) -> int:
+def metric_sum(port: int, family: str) -> float:
+    """The sum of a gauge family's samples on the worker's /metrics page."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return sum(
-        int(float(v)) for v in re.findall(r"^lineage_worker_live_runs\{[^}]*\} (\S+)", text, re.M)
-    )
+    return sum(float(v) for v in re.findall(rf"^{family}\{{[^}}]*\}} (\S+)", text, re.M))
+
+
+def live_runs(port: int) -> int:
+    return int(metric_sum(port, "lineage_worker_live_runs"))
+
+
+def native_mb(port: int) -> float:
+    """The live table's rocksdb memory (memtables, block cache, table readers)."""
+    return metric_sum(port, "lineage_worker_live_table_native_bytes") / 1e6
 
 
 def run(runs: int) -> list[Row]:
@@ -116,19 +124,22 @@ def run(runs: int) -> list[Row]:
                 time.sleep(0.05)
             start = time.perf_counter()
             at_mark = None
+            next_line = FIRST_MARK
             while (done := count(db, sql)) < runs:
                 if at_mark is None and done >= FIRST_MARK:
-                    at_mark = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid))
+                    at_mark = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid), native_mb(port))
                 rate = done / max(1e-9, time.perf_counter() - start)
                 print(
                     f"  {done:,}/{runs:,} runs finished ({rate:,.0f} runs/s), "
-                    f"worker RSS {rss_mb(worker.pid):,.0f} MB  ",
-                    end="\r",
+                    f"worker RSS {rss_mb(worker.pid):,.0f} MB, of it rocksdb "
+                    f"{native_mb(port):,.0f} MB  ",
+                    end="\n" if done >= next_line else "\r",  # a line per 100k: the curve
                     file=sys.stderr,
                 )
+                next_line += FIRST_MARK * (done >= next_line)
                 time.sleep(1)
             time.sleep(RETENTION_S + 3)  # the last runs leave the table at the next sweeps
-            end = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid))
+            end = (done, rss_mb(worker.pid), peak_rss_mb(worker.pid), native_mb(port))
             helpers = helpers_peak_rss_mb(worker.pid)
             in_table = live_runs(port)
         finally:
@@ -150,6 +161,8 @@ def run(runs: int) -> list[Row]:
             "within +-20 %",
             abs(end[2] / at_mark[2] - 1) <= 0.2,
         ),
+        Row(f"of it, the live table's rocksdb after {at_mark[0]:,} runs", at_mark[3], "MB"),
+        Row(f"of it, the live table's rocksdb after {end[0]:,} runs", end[3], "MB"),
         Row(f"worker's helper processes' peak RSS after {end[0]:,} runs", helpers, "MB"),
         Row("runs left in the live table at the end", in_table, "runs"),
     ]

@@ -36,6 +36,7 @@ from .alerting import Alert
 from .config import Settings
 from .identity import run_partition
 from .live import live_change, live_messages
+from .native_memory import native_bytes, rocksdb_databases
 from .notify import WebhookSender
 from .recovery import EmbeddedBrokerTableManager, SeekThenResumeTableManager
 from .retry import retry_forever
@@ -692,7 +693,8 @@ def make_app(
     @app.page("/metrics")
     async def metrics_page(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """Prometheus metrics of this worker (see lineage_faust/metrics.py)."""
-        text = stats.metrics.render(consumer_lag(), expiry.live_total())
+        native = native_bytes(rocksdb_databases(runs))
+        text = stats.metrics.render(consumer_lag(), expiry.live_total(), native)
         # plain text/plain: aiohttp refuses parameters here, Prometheus reads it as 0.0.4
         return view.bytes(text, content_type="text/plain")
 

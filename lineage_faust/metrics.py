@@ -1,7 +1,8 @@
 """Prometheus metrics of the worker, served on its web port (``/metrics``) next to ``/health``.
 
-Counters move as the agents work; the gauges (consumer lag, live runs by state) are set when
-the page is scraped, from the consumer's positions and the live-run counts the agents keep.
+Counters move as the agents work; the gauges (consumer lag, live runs by state, the live
+table's native memory) are set when the page is scraped, from the consumer's positions, the
+live-run counts the agents keep and the table's rocksdb databases.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ class WorkerMetrics:
             ("reason",),
             registry=r,
         )
+        self.native_memory = Gauge(
+            "lineage_worker_live_table_native_bytes",
+            "Native memory of the live table's rocksdb databases, by kind (memtables, "
+            "block_cache, table_readers): part of the worker's RSS that Python does not see",
+            ("kind",),
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "lineage_worker_consumer_lag",
             "Messages not yet read, per assigned partition (high watermark - position)",
@@ -89,12 +97,20 @@ class WorkerMetrics:
             registry=r,
         )
 
-    def render(self, lag: Iterable[tuple[str, int, int]], live: Mapping[str, int]) -> bytes:
-        """The exposition text, gauges set from ``lag`` (topic, partition, lag) and ``live``."""
+    def render(
+        self,
+        lag: Iterable[tuple[str, int, int]],
+        live: Mapping[str, int],
+        native: Mapping[str, int],
+    ) -> bytes:
+        """The exposition text, gauges set from ``lag`` (topic, partition, lag), ``live`` and
+        ``native`` (bytes by kind)."""
         self.consumer_lag.clear()
         for topic, partition, behind in lag:
             self.consumer_lag.labels(topic, str(partition)).set(behind)
         self.live_runs.clear()
         for state, count in live.items():
             self.live_runs.labels(state).set(count)
+        for kind, size in native.items():
+            self.native_memory.labels(kind).set(size)
         return generate_latest(self.registry)

@@ -1,5 +1,6 @@
 """The worker's Prometheus page: what it consumed, stored, deduplicated and dead-lettered,
-its run states, store latency and consumer lag, after real traffic through a real broker."""
+its run states, store latency, consumer lag and the live table's native memory, after real
+traffic through a real broker."""
 
 from __future__ import annotations
 
@@ -88,6 +89,12 @@ def test_worker_metrics_after_real_traffic(stack: Stack, tmp_path: Path) -> None
         lag = samples(text, "lineage_worker_consumer_lag")
         events_lag = [v for k, v in lag.items() if f'topic="{stack.topic}"' in k]
         assert events_lag and all(v == 0 for v in events_lag), lag
+        # the live table's rocksdb databases, read from rocksdb: the runs sit in memtables
+        native = samples(text, "lineage_worker_live_table_native_bytes")
+        assert set(native) == {
+            f'{{kind="{k}"}}' for k in ("memtables", "block_cache", "table_readers")
+        }
+        assert native['{kind="memtables"}'] > 0, native
         assert orjson.loads(httpx.get(url.replace("metrics", "health")).content)["status"] == "ok"
     finally:
         worker.stop()
