@@ -34,6 +34,7 @@ import orjson
 from . import alerting
 from .alerting import Alert
 from .config import Settings
+from .heap import release_free_heap
 from .identity import run_partition
 from .live import live_change, live_messages
 from .native_memory import native_bytes, rocksdb_databases
@@ -53,6 +54,7 @@ T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
 INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 TRACK_GROUP_MAX = 64  # run-updates messages folded together (each holds up to a batch's runs)
+HEAP_TRIM_INTERVAL_S = 5.0  # free C heap handed back to the OS (heap.py)
 UPDATES_BUFFER = 2 * TRACK_GROUP_MAX  # run-updates messages waiting in memory, at most
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
@@ -701,5 +703,10 @@ def make_app(
     @app.timer(interval=10.0)
     async def report() -> None:
         log.info("pipeline: %s", stats.summary())
+
+    @app.timer(interval=HEAP_TRIM_INTERVAL_S)
+    async def trim_heap() -> None:
+        # in a thread: it takes milliseconds and ctypes releases the GIL (see heap.py)
+        await asyncio.get_running_loop().run_in_executor(None, release_free_heap)
 
     return app
