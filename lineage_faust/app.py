@@ -58,11 +58,14 @@ HEAP_TRIM_INTERVAL_S = 5.0  # free C heap handed back to the OS (heap.py)
 UPDATES_BUFFER = 2 * TRACK_GROUP_MAX  # run-updates messages waiting in memory, at most
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
-# 2 GB block cache; these keep the 8 of them to about 130 MB of native memory at most.
+# 2 GB block cache; these keep the 8 of them to about 72 MB of native memory at most. A run
+# is read back mostly from the memtables (its events come close together); an 8 MB block
+# cache each only filled up slowly (64 MB after 300k runs in the memory benchmark), which
+# showed as growth, and blocks it misses are in the OS page cache anyway.
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 4 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 8 * 1024 * 1024,
+    "block_cache_size": 1024 * 1024,
 }
 
 
