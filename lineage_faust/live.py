@@ -27,7 +27,7 @@ MAX_LIVE_MESSAGE_BYTES = 512 * 1024
 
 def _iso(ticks: int | None) -> str | None:
     at = ticks_to_datetime(ticks)
-    return at.isoformat().replace("+00:00", "Z") if at is not None else None
+    return at.isoformat()[:-6] + "Z" if at is not None else None  # "+00:00": always UTC
 
 
 def live_change(state: RunState, previous: str | None) -> dict[str, Any]:
