@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
-import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -42,13 +42,10 @@ async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
-def start_producing(stack: Stack, values: list[bytes]) -> threading.Thread:
-    """Produce ``values`` in a thread, so the test can act while they are still arriving."""
-    thread = threading.Thread(
-        target=asyncio.run, args=(produce(stack.bootstrap, stack.topic, values),), daemon=True
-    )
-    thread.start()
-    return thread
+def start_producing(stack: Stack, values: list[bytes]) -> Future:
+    """Produce ``values`` in a thread, so the test can act while they are still arriving;
+    the future's ``result()`` waits for the end and raises what the producer raised."""
+    return ThreadPoolExecutor(1).submit(asyncio.run, produce(stack.bootstrap, stack.topic, values))
 
 
 def db_count(path: Path, sql: str) -> int:
@@ -139,7 +136,7 @@ def test_sigkill_three_times_mid_stream_loses_and_doubles_nothing(stack: Stack) 
         workers[-1].kill()
         kills.append(db_count(stack.db_path, STORED))
         workers.append(stack.spawn("worker", tag=f"worker-{i + 1}"))
-    producing.join()
+    producing.result()
     assert kills[-1] < len(stream.events), "the last kill came too late to test anything"
     try:
         stream.wait_all_done(stack.db_path)
@@ -178,8 +175,8 @@ def test_one_of_two_workers_killed_the_other_takes_over(stack: Stack) -> None:
     wait_until(lambda: (accounting(ports[1]) or {}).get("consumed", 0) > 500, 120, "victim at work")
     victim.kill()
     at_kill = db_count(shared_db, STORED)
-    still_producing = producing.is_alive()
-    producing.join()
+    still_producing = not producing.done()
+    producing.result()
     assert still_producing and at_kill < len(stream.events), "the kill came too late to test"
     try:
         stream.wait_all_done(shared_db)
@@ -207,7 +204,7 @@ def test_a_worker_told_to_stop_mid_backlog_stops_and_loses_nothing(stack: Stack)
     stopped_after = time.monotonic() - started
     assert stopped_after < 30, f"not stopped after {stopped_after:.0f}s"
     assert db_count(stack.db_path, STORED) < len(stream.events), "stopped too late to test"
-    producing.join()
+    producing.result()
     second = stack.spawn("worker", tag="worker-1")
     try:
         stream.wait_all_done(stack.db_path)
