@@ -117,8 +117,6 @@ class TriagePool:
         }
         self.spill_root = spill_root or Path(tempfile.gettempdir()) / "lineage-faust-triage"
         self.log_level = log_level
-        self.restarts = 0  # helpers that died and were replaced
-        self.failures = 0  # batches the helper could not hand back (triaged in the loop)
         # told the reason of every batch triaged in the loop instead ("helper_died",
         # "handback_failed"): the worker counts them in /metrics
         self.on_fallback: Callable[[str], None] = lambda reason: None
@@ -177,14 +175,12 @@ class TriagePool:
                 len(messages),
             )
             self._shutdown(wait=False)
-            self.restarts += 1
             self.on_fallback("helper_died")
         except Exception:  # the spill file could not be written or read (disk full, removed)
             log.exception(
                 "triage in the helper failed; this batch of %d is triaged in the worker",
                 len(messages),
             )
-            self.failures += 1
             self.on_fallback("handback_failed")
         return self.inline(messages)
 

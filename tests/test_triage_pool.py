@@ -53,12 +53,14 @@ def pool(tmp_path: Path):
 async def test_helper_triages_exactly_as_the_loop_would(pool: TriagePool, tmp_path: Path) -> None:
     batch = messages()
     assert len(batch) >= INLINE_BELOW
+    told: list[str] = []
+    pool.on_fallback = told.append
     got = await pool.triage(batch)
     same(got, triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text))
     stored = [*got.run_events, *got.non_run_events]
     assert got.run_events and all(e.packed == pack_text(e.event) for e in stored)
     assert len(got.rejected) == len(batch) // 31 * 2 and got.non_run_events
-    assert pool.restarts == 0
+    assert told == []  # the helper did it
     [spill] = (tmp_path / "spill").iterdir()
     assert spill.name == str(os.getpid()) and list(spill.iterdir()) == []  # read and deleted
     pool.close()
@@ -82,10 +84,10 @@ async def test_a_killed_helper_loses_nothing_and_is_replaced(pool: TriagePool) -
     pool.on_fallback = told.append
     os.kill(helper, signal.SIGKILL)
     same(await pool.triage(batch), expected)  # triaged in the loop instead
-    assert pool.restarts == 1 and told == ["helper_died"]
+    assert told == ["helper_died"]
     same(await pool.triage(batch), expected)  # and a new helper takes the next
     assert pool._executor is not None and helper not in pool._executor._processes  # type: ignore[attr-defined]
-    assert pool.restarts == 1
+    assert told == ["helper_died"]
 
 
 async def test_a_batch_whose_spill_file_fails_is_triaged_in_the_loop(pool: TriagePool) -> None:
@@ -97,10 +99,10 @@ async def test_a_batch_whose_spill_file_fails_is_triaged_in_the_loop(pool: Triag
     told: list[str] = []
     pool.on_fallback = told.append
     same(await pool.triage(batch), expected)
-    assert pool.failures == 1 and pool.restarts == 0 and told == ["handback_failed"]
+    assert told == ["handback_failed"]  # the helper was not replaced
     pool._spill_dir.mkdir()
     same(await pool.triage(batch), expected)  # the helper is still there for the next one
-    assert pool.failures == 1 and told == ["handback_failed"]
+    assert told == ["handback_failed"]
 
 
 def test_a_helper_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:
