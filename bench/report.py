@@ -52,10 +52,11 @@ def peak_rss_mb(pid: int) -> float:
 def helpers_peak_rss_mb(pid: int) -> float:
     """Summed peak RSS of a worker's child processes (its triage helper and the resource
     tracker multiprocessing starts): peaks taken apart, so an upper bound."""
-    return sum(peak_rss_mb(child) for child in _children(pid))
+    return sum(peak_rss_mb(child) for child in children(pid))
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (from /proc)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from bench.report import children
 from lineage_faust.broker import free_port
 from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
@@ -102,14 +103,12 @@ def test_worker_metrics_after_real_traffic(stack: Stack, tmp_path: Path) -> None
 
 def helper_of(pid: int) -> int | None:
     """The worker's triage helper (its spawned child that is not the resource tracker)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for child in children(pid):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+        except OSError:  # exited meanwhile
             continue
-        if ppid == pid and b"spawn_main" in cmdline:
-            return int(stat.parent.name)
     return None
 
 
