@@ -33,6 +33,7 @@ import orjson
 
 from . import alerting
 from .alerting import Alert
+from .changelog import send_table_changes
 from .config import Settings
 from .heap import release_free_heap
 from .identity import run_partition
@@ -123,6 +124,11 @@ def make_app(
         broker_rebalance_timeout=5.0,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # Batches of up to 512 KB per partition (default 16 KB): a run-state group writes
+        # thousands of changelog records, and aiokafka makes a send wait whenever its
+        # partition's batch is full (one produce request per broker round trip). Under real
+        # Kafka's default 1 MB message.max.bytes, which applies to a whole batch.
+        producer_max_batch_size=512 * 1024,
         producer_max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
         consumer_max_fetch_size=max(2 * settings.max_event_bytes, 4 * 1_048_576),
         stream_buffer_maxsize=4 * settings.batch_size,
@@ -363,6 +369,7 @@ def make_app(
                 state = changed.pop(run_id, None)
                 if state is not None:
                     note_change(event.message.partition, state, before[run_id], in_table)
+        await send_table_changes(app)  # before anything else runs (changelog.py)
         await publish(moved, before, pending)
 
     def note_change(
@@ -489,6 +496,7 @@ def make_app(
         remember_alerts(states, noted, alerts)
         for run_id, state in noted.items():
             runs[run_id.encode()] = orjson.dumps(state)
+        await send_table_changes(app)
         await publish([], {}, pending)
 
     def index_partitions(partitions: set[int]) -> None:
@@ -541,6 +549,7 @@ def make_app(
                 if partition in expiry.live:
                     expiry.live[partition][state.state] -= 1
         stats.runs_evicted += removed
+        await send_table_changes(app)
         if removed:
             log.info(
                 "evicted %d finished runs from the live table (partition %d)", removed, partition
@@ -563,10 +572,6 @@ def make_app(
             for done in group:
                 await manual.ack(done)
             group = []
-            # Table writes queue their changelog records in Faust's producer buffer, which
-            # nothing bounds (the conductor flushes at most 100 per message it delivers): send
-            # this group's before taking the next, or a backlog of runs piles up in memory
-            await app.producer.buffer.flush_atmost(None)
 
     async def track_group(stream: faust.StreamT, events: list[faust.EventT]) -> None:
         parts: list[tuple[faust.EventT, list[RunUpdate]]] = []
