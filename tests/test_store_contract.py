@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+import zstandard
 
 from lineage_faust.alerting import Alert, alert_id
 from lineage_faust.datasets import DatasetIO
@@ -497,19 +498,23 @@ async def test_sqlite_reader_sees_writer_commits(tmp_path: Path) -> None:
         await reader.close()
 
 
-async def test_sqlite_keeps_event_text_compressed_and_reads_older_plain_rows(
-    tmp_path: Path,
-) -> None:
-    """Event text is stored zlib-compressed; rows from before that (plain TEXT) still read."""
+async def test_sqlite_keeps_event_text_compressed_and_reads_older_rows(tmp_path: Path) -> None:
+    """Event text is stored zstd-compressed; rows of earlier versions (plain TEXT, zlib)
+    still read as they were."""
     store = SQLiteStore(tmp_path / "lineage.db")
     await store.open()
     try:
-        old, new = make_events("run-mixed", 2)
-        # a store written by an earlier version: the same row, its event as plain text
-        await store.write_events([old])
+        plain, deflated, new = make_events("run-mixed", 3)
+        # rows written by earlier versions: the same rows, their event as plain text / zlib
+        await store.write_events([plain, deflated])
         with sqlite3.connect(tmp_path / "lineage.db") as conn:
             conn.execute(
-                "UPDATE events_by_run SET event=? WHERE eventId=?", (old.event, str(old.event_id))
+                "UPDATE events_by_run SET event=? WHERE eventId=?",
+                (plain.event, str(plain.event_id)),
+            )
+            conn.execute(
+                "UPDATE events_by_run SET event=? WHERE eventId=?",
+                (zlib.compress(deflated.event.encode(), 1), str(deflated.event_id)),
             )
         await store.write_events([new])
         with sqlite3.connect(tmp_path / "lineage.db") as conn:
@@ -517,11 +522,18 @@ async def test_sqlite_keeps_event_text_compressed_and_reads_older_plain_rows(
             packed = conn.execute(
                 "SELECT event FROM events_by_run WHERE eventId=?", (str(new.event_id),)
             ).fetchone()[0]
-        assert kinds == {str(old.event_id): "text", str(new.event_id): "blob"}
-        assert zlib.decompress(packed).decode() == new.event
+        assert kinds == {
+            str(plain.event_id): "text",
+            str(deflated.event_id): "blob",
+            str(new.event_id): "blob",
+        }
+        assert zstandard.ZstdDecompressor().decompress(packed).decode() == new.event
         page = await store.get_events("run-mixed", 10)
-        assert {e.event_id: e for e in page.events} == {old.event_id: old, new.event_id: new}
-        assert await store.get_event("run-mixed", old.event_id) == old
+        assert {e.event_id: e for e in page.events} == {
+            e.event_id: e for e in (plain, deflated, new)
+        }
+        for event in (plain, deflated, new):
+            assert await store.get_event("run-mixed", event.event_id) == event
     finally:
         await store.close()
 
