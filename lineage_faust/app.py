@@ -216,15 +216,9 @@ def make_app(
     async def ingest_batch(events: list[faust.EventT]) -> None:
         messages = [
             RawMessage(
-                e.message.value,
-                e.message.key,
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                tuple(e.message.headers or ()),
-                e.message.timestamp,
+                m.value, m.key, m.topic, m.partition, m.offset, tuple(m.headers or ()), m.timestamp
             )
-            for e in events
+            for m in (e.message for e in events)
         ]
         batch = await triage_pool.triage(messages)
         # Store writes and broker sends are independent: run them concurrently.
@@ -363,6 +357,9 @@ def make_app(
         remember_alerts(states, changed, candidates)
         stats.runs_updated += len(changed)
         moved = [s for run_id, s in changed.items() if s.state != before[run_id]]
+        # per group, not per run: a labelled child's lookup is slow (~3 % of the loop per run)
+        for state_name, n in collections.Counter(s.state for s in moved).items():
+            stats.metrics.run_state_changes.labels(state_name).inc(n)
         for event, items in parts:
             owning(stream, event)  # each run's table entry lives in its message's partition
             for run_id in dict.fromkeys(u.run_id for u in items):
@@ -381,10 +378,8 @@ def make_app(
         runs[run_id.encode()] = orjson.dumps(state)
         if state.finished_at is not None:
             expiry.queues[partition].append((state.finished_at, run_id))
-        if state.state != before:
-            stats.metrics.run_state_changes.labels(state.state).inc()
-            if state.state == "COMPLETE":  # in the store: the job's typical duration moves
-                typical.pop((state.namespace, state.job), None)
+        if state.state != before and state.state == "COMPLETE":
+            typical.pop((state.namespace, state.job), None)  # the job's typical duration moves
         live = expiry.live.get(partition)
         if live is not None:
             if run_id in in_table:

@@ -21,10 +21,12 @@ from .model import (
     ValidEvent,
     facet,
 )
+from .pickling import pickled_as_arguments
 
 INPUT, OUTPUT = "input", "output"
 
 
+@pickled_as_arguments
 @dataclass(frozen=True, slots=True)
 class DatasetIO:
     """One dataset a run (or, with ``run_id`` None, a job) read or wrote."""

@@ -14,7 +14,8 @@ order the events arrive in, and to ignore an event it has already seen:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import operator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .model import (
@@ -164,6 +165,15 @@ class RunState:
         return cls(**data)
 
 
+# every field's value, in __init__'s order: a copy for 1.2 µs (dataclasses.replace: 6.6 µs,
+# once per event in the fold)
+_field_values = operator.attrgetter(*(f.name for f in fields(RunState)))
+
+
+def _copy(state: RunState) -> RunState:
+    return RunState(*_field_values(state))
+
+
 def _min(a: int | None, b: int) -> int:
     return b if a is None or b < a else a
 
@@ -182,7 +192,7 @@ def apply_update(current: RunState | None, update: RunUpdate, now: float) -> tup
     stamp when a run was first seen and when it became terminal (alerting, retention).
     """
     state = current if current is not None else RunState(run_id=update.run_id, first_seen_at=now)
-    new = replace(state)
+    new = _copy(state)
     if update.event_id not in state.seen:
         new.seen = [*state.seen[-(MAX_SEEN - 1) :], update.event_id]
         new.event_count += 1

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 MAX_UPDATES_MESSAGE_BYTES = 512 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(NamedTuple):
+    """A consumed message as triage sees it (a tuple: made for every event in the event loop,
+    and pickled to the triage helper)."""
+
     value: bytes | None
     key: bytes | None
     topic: str

@@ -41,12 +41,10 @@ log = logging.getLogger(__name__)
 # below this many messages a batch is triaged in the loop (round trip ≈ the work)
 INLINE_BELOW = 32
 
-Row = tuple  # RawMessage's fields in order: plain tuples pickle several times faster
 
-
-def _triage_rows(rows: list[Row], options: dict[str, Any], spill_dir: str) -> str:
+def _triage_messages(messages: list[RawMessage], options: dict[str, Any], spill_dir: str) -> str:
     """Runs in the helper process: triage, and the pickled batch's file name."""
-    batch = triage([RawMessage(*row) for row in rows], **options)
+    batch = triage(messages, **options)
     fd, path = tempfile.mkstemp(dir=spill_dir, suffix=".batch")
     with os.fdopen(fd, "wb") as file:
         file.write(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
@@ -157,12 +155,9 @@ class TriagePool:
             return self.inline(messages)
         self.start()
         assert self._executor is not None and self._spill_dir is not None
-        rows = [
-            (m.value, m.key, m.topic, m.partition, m.offset, m.headers, m.timestamp)
-            for m in messages
-        ]
         try:
-            future = self._executor.submit(_triage_rows, rows, self.options, str(self._spill_dir))
+            spill_dir = str(self._spill_dir)
+            future = self._executor.submit(_triage_messages, messages, self.options, spill_dir)
             path = await asyncio.wrap_future(future)
             return _read_spilled(path)
         except asyncio.CancelledError:  # stopping or rebalancing: nobody will read the file

@@ -28,6 +28,7 @@ from ..model import (
     datetime_to_ticks,
     ticks_to_datetime,
 )
+from ..pickling import pickled_as_arguments
 from ..runstate import TERMINAL_STATES, RunState, rank
 
 
@@ -43,6 +44,7 @@ class InvalidCursor(ValueError):
     """A paging cursor that this store did not issue for this query."""
 
 
+@pickled_as_arguments
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """A row of ``events_by_run`` (Atlas's columns)."""
@@ -77,6 +79,7 @@ class StoredEvent:
         )
 
 
+@pickled_as_arguments
 @dataclass(frozen=True, slots=True)
 class NonRunEvent:
     """A JobEvent or DatasetEvent (no run): kept in its own table, by job or dataset."""
