@@ -10,11 +10,15 @@ because its queue ran dry). Sending them straight away, in the task that wrote t
 next yields, keeps the buffer empty (+33 % end to end in the throughput benchmark, with the
 producer's larger batches: app.py).
 
-Order is kept: records leave the buffer first in, first out, and a send that must wait (its
-partition's batch full) waits on the same drain as any earlier one, which is woken first.
+Order is kept: every record waiting is taken out of the buffer at once, before the first send
+can wait, so Faust's task finds the buffer empty and never holds one of them; they go out in
+the order written, each group's before the next group is folded. If the task is cancelled
+(stopping, rebalancing) those not sent yet go back to the buffer for Faust's task.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import faust
 
@@ -22,11 +26,13 @@ import faust
 async def send_table_changes(app: faust.App) -> int:
     """Send every record waiting in the producer buffer (without waiting for the broker's
     acknowledgements: Faust's commit waits for those); how many were sent."""
-    buffer = app.producer.buffer
-    pending = buffer.pending  # FutureMessages, as Faust's own sender task takes them
-    sent = 0
-    while not pending.empty():
-        future = pending.get_nowait()
-        await future.message.channel.publish_message(future, wait=False)
-        sent += 1
-    return sent
+    pending = app.producer.buffer.pending  # FutureMessages, as Faust's own task takes them
+    futures = [pending.get_nowait() for _ in range(pending.qsize())]
+    for i, future in enumerate(futures):
+        try:
+            await future.message.channel.publish_message(future, wait=False)
+        except asyncio.CancelledError:
+            for unsent in futures[i:]:
+                pending.put_nowait(unsent)
+            raise
+    return len(futures)
