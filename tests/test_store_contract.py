@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +32,7 @@ from lineage_faust.store import (
     open_store,
 )
 from lineage_faust.store.base import AlertQuery, DeadLetter, NonRunEvent, status_from_state
-from lineage_faust.store.sqlite import SQLiteStore
+from lineage_faust.store.sqlite import READERS, SQLiteStore
 
 from .cassandra_support import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
 from .olclient import dataset_event, job_event
@@ -496,6 +497,30 @@ async def test_sqlite_reader_sees_writer_commits(tmp_path: Path) -> None:
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_sqlite_reads_run_side_by_side(tmp_path: Path) -> None:
+    """Concurrent reads (the API's clients) each get a thread and connection of their own:
+    a lookup waiting on the disk does not hold up the others."""
+    store = SQLiteStore(tmp_path / "lineage.db")
+    await store.open()
+    together = threading.Barrier(READERS, timeout=10)
+
+    def meet(conn: sqlite3.Connection) -> sqlite3.Connection:  # once READERS are in at once
+        conn.execute("SELECT count(*) FROM events_by_run").fetchone()
+        together.wait()
+        return conn
+
+    try:
+        await store.write_events(make_events("run-side", 2))
+        connections = await asyncio.gather(*(store._read(meet) for _ in range(READERS)))
+        assert len({id(c) for c in connections}) == READERS
+        assert await store.count_events("run-side") == 2
+    finally:
+        await store.close()
+    for conn in connections:  # closed with the store
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
 
 
 async def test_sqlite_keeps_event_text_compressed_and_reads_older_rows(tmp_path: Path) -> None:
