@@ -200,7 +200,7 @@ _DATA_TABLES = (
 _PURGE_EVERY_S = 60.0
 # Read threads, each its own connection and page cache: with one, the API benchmark's 4
 # clients queued behind each other's disk reads (Atlas lookup p99 33-67 ms at 1M events
-# when the page cache did not hold the store; 14 ms with 4). Their caches together are the
+# when the page cache did not hold the store; 14-20 ms with 4). Their caches together are the
 # size the single reader's was (32 MB): the OS page cache is shared, these are not.
 READERS = 4
 READER_CACHE_KB = 8_000
@@ -234,13 +234,13 @@ def pack_text(text: str) -> bytes:
     """Event text as stored: zstd-compressed UTF-8 (a BLOB in the ``event`` TEXT column).
 
     Airflow events shrink about 3.8 times (5.5 KB to 1.4 KB): the benchmark's store of 1M
-    events is a third of its plain size and a row fits in one page instead of two, so fewer
+    events is 2.5 GB instead of 6.1 GB and a row fits in one page instead of two, so fewer
     lookups read the disk when the store outgrows the page cache. zstd (level 3) costs about
     19 µs of CPU per event and reading one back about 6 µs; zlib (level 1, used before, still
     read) cost 57 and 16 µs for a slightly worse ratio. Events arrive packed by triage
     (``SQLiteStore.pack_text``, in the worker's triage helper process): packed in the writer
-    thread, the codec's release and re-acquisition of the GIL for every event made each one
-    wait for the busy event loop — measured 314 µs of wall time per event for 62 µs of CPU.
+    thread, zlib's release and re-acquisition of the GIL for every event made each one wait
+    for the busy event loop — measured 314 µs of wall time per event for 62 µs of CPU.
     """
     compressor = getattr(_codecs, "compressor", None)
     if compressor is None:
