@@ -8,9 +8,8 @@ Data flow (see README for the diagram)::
                                   --track_runs--> runs table (changelog) + store.run_status
 
 ``ingest`` consumes in batches, has each triaged (``triage_pool``: in a helper process for
-all but small batches, which also stores the batch there when the store allows it: sink.py)
-and acknowledges a batch's events only after its store writes and sends have completed:
-at-least-once, with idempotent writes.
+all but small batches) and acknowledges a batch's events only after its store writes and
+sends have completed: at-least-once, with idempotent writes.
 ``track_runs`` folds every run-updates message waiting in its channel at once (each message
 carries a batch's updates for the runs of one partition). A Faust table read or write goes
 to the partition of the stream's current event, so each message's runs are read and written
@@ -44,7 +43,6 @@ from .notify import WebhookSender
 from .recovery import EmbeddedBrokerTableManager, SeekThenResumeTableManager
 from .retry import retry_forever
 from .runstate import MAX_SEEN, RUNNING, RunState, RunUpdate, apply_update, is_expired
-from .sink import Written, write_batch
 from .stats import Health, Stats
 from .store import Store
 from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
@@ -179,11 +177,14 @@ def make_app(
 
     write_seconds = stats.metrics.store_write
 
-    async def store_batch(batch: Batch) -> Written:
-        # stored already by the triage helper (sink.py), or here
-        written = batch.written or await write_batch(store, batch)
-        write_seconds.labels("events").observe(written.seconds)
-        return written
+    async def store_batch(batch: Batch) -> tuple[int, int]:
+        """Write the batch; how many run / non-run events were new (the accounting)."""
+        with write_seconds.labels("events").time():
+            new_runs = await store.write_events(batch.run_events)
+            new_non_runs = await store.write_non_run_events(batch.non_run_events)
+            await store.write_dead_letters(batch.dead_letters())
+            await store.write_dataset_io(batch.dataset_io)
+        return new_runs, new_non_runs
 
     async def send_dead_letters(batch: Batch) -> None:
         letters = [
@@ -221,12 +222,12 @@ def make_app(
         ]
         batch = await triage_pool.triage(messages)
         # Store writes and broker sends are independent: run them concurrently.
-        written, _, _ = await asyncio.gather(
+        (new_runs, new_non_runs), _, _ = await asyncio.gather(
             retrying("store batch", partial(store_batch, batch)),
             retrying("send dead letters", partial(send_dead_letters, batch)),
             retrying("forward run updates", partial(forward_updates, batch)),
         )
-        stats.record_batch(batch, written)
+        stats.record_batch(batch, new_runs, new_non_runs)
 
     @app.agent(events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
