@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from .metrics import WorkerMetrics
 
 if TYPE_CHECKING:
+    from .sink import Written
     from .triage import Batch
 
 
@@ -32,18 +33,20 @@ class Stats:
     resumed_partitions: int = 0
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
-    def record_batch(self, batch: Batch, new_run_events: int, new_non_run_events: int) -> None:
-        """A batch is done: ``new_*`` of its events were not stored before."""
-        duplicates = len(batch.run_events) - new_run_events
-        duplicates += len(batch.non_run_events) - new_non_run_events
-        self.consumed += batch.consumed
+    def record_batch(self, batch: Batch, written: Written) -> None:
+        """A batch is done: ``written`` says how many of its events were new."""
+        new_run_events, new_non_run_events = written.new_run_events, written.new_non_run_events
+        duplicates = written.run_events - new_run_events
+        duplicates += written.non_run_events - new_non_run_events
+        consumed = written.run_events + written.non_run_events + len(batch.rejected)
+        self.consumed += consumed
         self.stored_run_events += new_run_events
         self.stored_non_run_events += new_non_run_events
         self.deduplicated += duplicates
         reasons = [r.rejection.reason for r in batch.rejected]
         self.dead_lettered.update(reasons)
         m = self.metrics
-        m.consumed.inc(batch.consumed)
+        m.consumed.inc(consumed)
         m.stored.labels("run").inc(new_run_events)
         m.stored.labels("non_run").inc(new_non_run_events)
         m.deduplicated.inc(duplicates)

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
@@ -17,6 +17,9 @@ from .identity import run_partition
 from .model import Rejection, ValidEvent, parse_event
 from .runstate import RunUpdate
 from .store.base import DeadLetter, NonRunEvent, StoredEvent
+
+if TYPE_CHECKING:
+    from .sink import Written
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +77,20 @@ class Batch:
     dataset_io: list[DatasetIO] = field(default_factory=list)
     # internal partition -> encoded messages, each a JSON list of run updates
     update_messages: dict[int, list[bytes]] = field(default_factory=dict)
+    # set when the triage helper stored the batch (sink.py): its rows stayed there, so the
+    # lists of events and dataset links are empty; rejected ones are kept for the DLQ topic
+    written: Written | None = None
 
     @property
     def consumed(self) -> int:
+        """Messages triaged (before the helper stored the batch and kept its rows)."""
         return len(self.run_events) + len(self.non_run_events) + len(self.rejected)
+
+    def keep_only_what_the_worker_needs(self, written: Written) -> None:
+        """The batch was stored where it was triaged: only the rejected messages and the
+        run updates still have to go anywhere."""
+        self.written = written
+        self.run_events, self.non_run_events, self.dataset_io = [], [], []
 
     def dead_letters(self) -> list[DeadLetter]:
         if not self.rejected:

@@ -34,6 +34,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from .sink import write_batch
+from .store import Store
 from .triage import Batch, RawMessage, triage
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,40 @@ log = logging.getLogger(__name__)
 INLINE_BELOW = 32
 
 
+# In the helper process: its own handle on the worker's store (Store.for_helper), if any,
+# and the event loop its writes run in (opened on the first batch).
+_store: Store | None = None
+_store_loop: asyncio.AbstractEventLoop | None = None
+
+
 def _triage_messages(messages: list[RawMessage], options: dict[str, Any], spill_dir: str) -> str:
-    """Runs in the helper process: triage, and the pickled batch's file name."""
+    """Runs in the helper process: triage (and the writes, if it may), and the pickled batch's
+    file name."""
     batch = triage(messages, **options)
+    if _store is not None:
+        _write_here(batch)
     fd, path = tempfile.mkstemp(dir=spill_dir, suffix=".batch")
     with os.fdopen(fd, "wb") as file:
         file.write(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
     return path
+
+
+def _write_here(batch: Batch) -> None:
+    """Store the batch from the helper; if that fails, leave it to the worker, which writes
+    it itself and retries until it can (what the helper got in first is not written twice:
+    every write is idempotent)."""
+    global _store_loop
+    assert _store is not None
+    try:
+        if _store_loop is None:
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(_store.open())
+            _store_loop = loop
+        written = _store_loop.run_until_complete(write_batch(_store, batch))
+    except Exception as exc:
+        log.warning("the triage helper could not store a batch, the worker will: %s", exc)
+        return
+    batch.keep_only_what_the_worker_needs(written)
 
 
 def _read_spilled(path: str) -> Batch:
@@ -67,7 +96,9 @@ def _discard_spilled(future: Future[str]) -> None:
         Path(future.result()).unlink(missing_ok=True)
 
 
-def _start_helper(level: str, worker_pid: int) -> None:
+def _start_helper(level: str, worker_pid: int, store: Store | None) -> None:
+    global _store
+    _store = store
     # Ctrl-C reaches the whole process group: the worker decides when its helper stops
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -105,8 +136,12 @@ class TriagePool:
         pack_text: Callable[[str], bytes] | None = None,
         spill_root: Path | None = None,
         log_level: str = "INFO",
+        store: Store | None = None,
     ) -> None:
+        """``store``: where the helper writes each batch it triaged (Store.for_helper), or
+        None to leave the writes to the worker."""
         self.processes = processes
+        self.store = store
         # triage's keyword arguments; pack_text is the store's (Store.pack_text)
         self.options: dict[str, Any] = {
             "max_bytes": max_bytes,
@@ -132,7 +167,7 @@ class TriagePool:
             # not fork: the worker has threads (Faust's consumer, the store's) by now
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_helper,
-            initargs=(self.log_level, os.getpid()),
+            initargs=(self.log_level, os.getpid(), self.store),
         )
         # the executor starts its process on the first task: start it now
         self._executor.submit(int)

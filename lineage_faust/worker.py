@@ -77,6 +77,7 @@ def _run(settings: Settings, table_store: str) -> None:
         pack_text=store.pack_text,
         spill_root=settings.data_dir / "triage",
         log_level=settings.log_level,
+        store=store.for_helper(),
     )
     triage_pool.start()
     app = make_app(settings, store, table_store=table_store, triage_pool=triage_pool)

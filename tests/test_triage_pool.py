@@ -4,6 +4,7 @@ helper that dies neither loses the batch nor stalls the next one."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -14,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from lineage_faust.config import parse_settings
-from lineage_faust.store.sqlite import pack_text
+from lineage_faust.store.sqlite import SQLiteStore, pack_text
 from lineage_faust.triage import Batch, RawMessage, triage
 from lineage_faust.triage_pool import INLINE_BELOW, TriagePool
 
 from .helpers import SAMPLES
-from .olclient import job_event
+from .olclient import job_event, new_run_id, run_event
 
 
 def messages() -> list[RawMessage]:
@@ -103,6 +104,90 @@ async def test_a_batch_whose_spill_file_fails_is_triaged_in_the_loop(pool: Triag
     pool._spill_dir.mkdir()
     same(await pool.triage(batch), expected)  # the helper is still there for the next one
     assert told == ["handback_failed"]
+
+
+async def test_a_helper_given_the_store_writes_the_batch_there(tmp_path: Path) -> None:
+    """The rows are stored by the helper and stay there: the worker gets back only what it
+    still sends (dead letters, run updates) and how many rows were new."""
+    batch = [
+        *messages(),
+        RawMessage(run_event("COMPLETE", new_run_id()), None, "events", 2, 0),
+    ]  # with datasets
+    expected = triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text)
+    store = SQLiteStore(tmp_path / "lineage.db", retention_s=3600)
+    await store.open()
+    pool = TriagePool(
+        1,
+        max_bytes=1 << 20,
+        partitions=4,
+        pack_text=pack_text,
+        spill_root=tmp_path / "spill",
+        store=store.for_helper(),
+    )
+    told: list[str] = []
+    pool.on_fallback = told.append
+    try:
+        got = await pool.triage(batch)
+        distinct = {(e.run_id, e.event_id) for e in expected.run_events}
+        assert 1 < len(distinct) < len(expected.run_events)  # the batch repeats its events
+        assert got.written is not None and told == []
+        assert got.written.run_events == len(expected.run_events)
+        assert got.written.new_run_events == len(distinct)
+        assert got.written.non_run_events == len(expected.non_run_events)
+        assert got.run_events == got.non_run_events == got.dataset_io == []
+        assert got.rejected == expected.rejected
+        assert got.update_messages == expected.update_messages
+        # what the helper wrote, read through the worker's own store
+        run_id, event_id = next(iter(distinct))
+        stored = await store.get_event(run_id, event_id)
+        original = next(e for e in expected.run_events if e.event_id == event_id)
+        assert stored is not None and stored.event == original.event
+        letters = await store.get_dead_letters(100)
+        assert {d.offset for d in letters} == {r.message.offset for r in expected.rejected}
+        reader = next(io.run_id for io in expected.dataset_io if io.run_id)
+        assert {
+            (io.namespace, io.name, io.direction) for io in await store.run_datasets(reader)
+        } == {
+            (io.namespace, io.name, io.direction)
+            for io in expected.dataset_io
+            if io.run_id == reader
+        }
+        again = await pool.triage(batch)  # redelivered: nothing new
+        assert again.written is not None and again.written.new_run_events == 0
+        assert again.written.new_non_run_events == 0
+    finally:
+        pool.close()
+        await store.close()
+
+
+async def test_a_helper_that_cannot_write_leaves_the_batch_to_the_worker(
+    tmp_path: Path,
+) -> None:
+    batch = messages()
+    expected = triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text)
+    (tmp_path / "not-a-directory").write_text("")
+    unusable = SQLiteStore(tmp_path / "not-a-directory" / "lineage.db")
+    pool = TriagePool(
+        1,
+        max_bytes=1 << 20,
+        partitions=4,
+        pack_text=pack_text,
+        spill_root=tmp_path / "spill",
+        store=unusable.for_helper(),
+    )
+    try:
+        got = await pool.triage(batch)
+        assert got.written is None
+        same(got, expected)  # every row is still there for the worker to write
+    finally:
+        pool.close()
+
+
+def test_a_sqlite_store_pickles_unopened() -> None:
+    store = SQLiteStore("/somewhere/lineage.db", timeout_s=2.0, retention_s=60)
+    copy = pickle.loads(pickle.dumps(store.for_helper()))
+    assert copy.path == store.path and copy._options == store._options
+    assert copy._executor is None and copy._conn is None
 
 
 def test_a_helper_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:

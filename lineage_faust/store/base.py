@@ -343,6 +343,15 @@ class Store(abc.ABC):
     # that keep it packed: triage applies it where it has CPU to spare (StoredEvent.packed).
     pack_text: Callable[[str], bytes] | None = None
 
+    def for_helper(self) -> Store | None:
+        """An unopened store of the same database that a helper process may open and write
+        to (picklable), or None when writes must stay in this process (the default).
+
+        The triage helper then writes each batch's event rows itself (sink.py): they never
+        cross back into the worker, whose single event-loop thread is its bottleneck.
+        """
+        return None
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect and create the schema if missing (idempotent)."""

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -335,6 +336,7 @@ class SQLiteStore(Store):
         self, path: str | Path, *, timeout_s: float = 5.0, retention_s: int | None = None
     ) -> None:
         self.path = Path(path)
+        self._options = {"timeout_s": timeout_s, "retention_s": retention_s}
         self._timeout_s = timeout_s
         self._retention_us = retention_s * 1_000_000 if retention_s else None
         self._next_purge = 0.0
@@ -350,6 +352,14 @@ class SQLiteStore(Store):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled unopened: connections and threads belong to the process that opens it
+        return (partial(SQLiteStore, self.path, **self._options), ())
+
+    def for_helper(self) -> SQLiteStore:
+        # SQLite takes writers from several processes (WAL: each waits its turn for the lock)
+        return SQLiteStore(self.path, **self._options)
 
     # ---- plumbing ---------------------------------------------------------------------
     async def _run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
