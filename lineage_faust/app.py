@@ -32,6 +32,7 @@ from typing import TypeVar
 
 import faust
 import orjson
+from faust.types import RecordMetadata
 
 from . import alerting
 from .alerting import Alert
@@ -63,6 +64,11 @@ INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 TRACK_GROUP_UPDATES = 4000
 HEAP_TRIM_INTERVAL_S = 5.0  # free C heap handed back to the OS (heap.py)
 UPDATES_BUFFER = 128  # run-updates messages waiting in memory, at most
+# Run-updates messages this worker's track_runs may trail its ingest by before ingest waits
+# (about 8 batches): a backlog stays in the events topic, run states stay as fresh as the
+# stored events, and the worker's memory flat. Without it, ingest ran 3 : 1 ahead on small
+# events and the worker grew by half while the run-updates backlog grew (README, Performance).
+MAX_UPDATES_LAG = 64
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
 # 2 GB block cache; these keep the 8 of them to about 72 MB of native memory at most. A run
@@ -138,6 +144,10 @@ def make_app(
         producer_max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
         consumer_max_fetch_size=max(2 * settings.max_event_bytes, 4 * 1_048_576),
         stream_buffer_maxsize=4 * settings.batch_size,
+        # At most this many messages a fetch: Faust pauses a partition when its stream's queue is
+        # 80 % full, and what one fetch returned beyond the 20 % left would make its one fetcher
+        # wait, for every topic; ingest waiting for track_runs (MAX_UPDATES_LAG) relies on it.
+        broker_max_poll_records=settings.batch_size // 4,
         # Stopping (or rebalancing) must not wait for every delivered event to be acknowledged:
         # the agents acknowledge a batch only after its writes, and a worker told to stop with a
         # backlog waited for acknowledgements that never came (still running 60 s after SIGTERM).
@@ -175,11 +185,10 @@ def make_app(
     def retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         return retry_forever(what, attempt, health=health)
 
-    async def send_all(topic: faust.TopicT, messages: list[dict]) -> None:
+    async def send_all(topic: faust.TopicT, messages: list[dict]) -> list[RecordMetadata]:
         """Send and wait for the broker's acknowledgement of every message."""
         pending = [await topic.send(force=True, **m) for m in messages]
-        for fut in pending:
-            await fut
+        return [await fut for fut in pending]
 
     write_seconds = stats.metrics.store_write
 
@@ -214,7 +223,29 @@ def make_app(
             for partition, values in batch.update_messages.items()
             for value in values
         ]
-        await send_all(updates_topic, messages)
+        for sent in await send_all(updates_topic, messages):
+            updates_sent[sent.partition] = max(updates_sent.get(sent.partition, 0), sent.offset + 1)
+
+    updates_sent: dict[int, int] = {}  # run-updates partition -> offset after ingest's last
+
+    def updates_lag() -> int:
+        """Run-updates messages ingest sent to this worker's partitions that track_runs has not
+        been handed yet (a partition counts once track_runs has had a message of it)."""
+        name = updates_topic.get_topic_name()
+        return sum(
+            max(0, updates_sent.get(tp.partition, 0) - offset)
+            for tp, offset in next_offsets.items()
+            if tp.topic == name
+        )
+
+    async def keep_pace_with_track_runs(events: faust.ChannelT) -> None:
+        """Wait while track_runs trails ingest by more than MAX_UPDATES_LAG messages. Not once
+        the events channel is full: Faust's one fetcher may then be waiting to put an event
+        in it, and so not handing track_runs its messages either."""
+        started = time.perf_counter()
+        while updates_lag() > MAX_UPDATES_LAG and not events.queue.full():
+            await asyncio.sleep(0.01)
+        stats.metrics.ingest_held_back.inc(time.perf_counter() - started)
 
     async def ingest_batch(events: list[faust.EventT]) -> None:
         messages = [
@@ -261,6 +292,7 @@ def make_app(
                         continue
                     await finish_oldest()  # acknowledge promptly what is already done
                     continue
+                await keep_pace_with_track_runs(manual.channel)
                 in_flight.append((asyncio.ensure_future(ingest_batch(pending)), pending))
                 pending = []
                 while len(in_flight) > INGEST_PIPELINE_DEPTH or (

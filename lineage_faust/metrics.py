@@ -83,6 +83,12 @@ class WorkerMetrics:
             ("reason",),
             registry=r,
         )
+        self.ingest_held_back = Counter(
+            "lineage_worker_ingest_held_back_seconds",
+            "Time ingest waited for track_runs to catch up (it trailed by more than "
+            "MAX_UPDATES_LAG run-updates messages): a backlog then stays in the events topic",
+            registry=r,
+        )
         self.native_memory = Gauge(
             "lineage_worker_live_table_native_bytes",
             "Native memory of the live table's rocksdb databases, by kind (memtables, "
