@@ -291,14 +291,40 @@ def _seal_time_cursor(scope: str, at: int, key: str) -> str:
     return seal_cursor(scope, at.to_bytes(8, "big", signed=True) + key.encode())
 
 
-# SQLite >= 3.32 binds up to 32,766 parameters per statement; 1,000 rows keep the SQL short.
+# SQLite >= 3.32 binds up to 32,766 parameters per statement; 1,024 rows keep the SQL short.
 _MAX_PARAMS = 32_000
-_MAX_ROWS = 1_000
+_Row = tuple[Any, ...]
+_MAX_ROWS = 1_024
 
 
-def _chunks(rows: Sequence[tuple[Any, ...]]) -> list[Sequence[tuple[Any, ...]]]:
-    per = max(1, min(_MAX_ROWS, _MAX_PARAMS // max(1, len(rows[0])))) if rows else 1
-    return [rows[i : i + per] for i in range(0, len(rows), per)]
+def _chunks(rows: Sequence[_Row]) -> list[Sequence[_Row]]:
+    """The rows in statements of power-of-two sizes: full ones, then the remainder's binary
+    digits (1,000 rows: 512, 256, 128, 64, 32, 8), so a statement has at most 11 shapes.
+    sqlite3 keeps each distinct statement's compiled program per connection (128 of them),
+    about 2 KB per row of a multi-row INSERT: with each batch size its own statement, the
+    worker's memory grew by 100+ MB as sizes accumulated (README, Performance)."""
+    if not rows:
+        return []
+    per = max(1, min(_MAX_ROWS, _MAX_PARAMS // max(1, len(rows[0]))))
+    per = 1 << (per.bit_length() - 1)
+    chunks: list[Sequence[_Row]] = []
+    start = 0
+    while start < len(rows):
+        size = min(per, 1 << ((len(rows) - start).bit_length() - 1))
+        chunks.append(rows[start : start + size])
+        start += size
+    return chunks
+
+
+def _padded(values: Sequence[Any], limit: int = 512) -> list[list[Any]]:
+    """``values`` in lists for ``IN (…)`` of power-of-two lengths, the last value repeated to
+    fill one up (harmless in IN): few statement shapes, as with _chunks."""
+    lists: list[list[Any]] = []
+    for start in range(0, len(values), limit):
+        part = list(values[start : start + limit])
+        size = 1 << (len(part) - 1).bit_length()
+        lists.append(part + [part[-1]] * (size - len(part)))
+    return lists
 
 
 def _values(chunk: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
@@ -656,8 +682,7 @@ class SQLiteStore(Store):
         def query(conn: sqlite3.Connection) -> list[tuple]:
             rows: list[tuple] = []
             now = _now_us()
-            for start in range(0, len(ids), 500):  # stay under SQLite's variable limit
-                chunk = ids[start : start + 500]
+            for chunk in _padded(ids):
                 sql = (
                     f"SELECT {STATUS_COLUMNS} FROM run_status "
                     f"WHERE runId IN ({', '.join('?' * len(chunk))}) AND {_LIVE}"
