@@ -13,9 +13,8 @@ and acknowledges a batch's events only after its store writes and sends have com
 at-least-once, with idempotent writes.
 ``track_runs`` folds the run-updates messages waiting in its channel together, up to
 ``TRACK_GROUP_UPDATES`` updates (each message carries a batch's updates for the runs of one
-partition). A Faust table read or write goes
-to the partition of the stream's current event, so each message's runs are read and written
-with that message made current (``owning``).
+partition). A Faust table read or write goes to the partition of the stream's current event,
+so each message's runs are read and written with that message made current (``owning``).
 """
 
 from __future__ import annotations
@@ -59,15 +58,15 @@ T = TypeVar("T")
 SWEEP = b'{"sweep":true}'
 INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 # Run updates folded together, at most (about: whole messages). Groups of up to 64 messages
-# (16k updates of small events) let the worker's memory climb by half in the memory benchmark
-# once ingest ran ahead; 4,000 kept it flat at the same speed (README, Performance).
+# (16k updates of small events) took the worker to ~530 MB in the memory benchmark once ingest
+# ran ahead; 4,000 held it to 371 MB at 300k runs, at the same speed (README, Performance).
 TRACK_GROUP_UPDATES = 4000
 HEAP_TRIM_INTERVAL_S = 5.0  # free C heap handed back to the OS (heap.py)
 UPDATES_BUFFER = 128  # run-updates messages waiting in memory, at most
 # Run-updates messages this worker's track_runs may trail its ingest by before ingest waits
 # (about 8 batches): a backlog stays in the events topic, run states stay as fresh as the
-# stored events, and the worker's memory flat. Without it, ingest ran 3 : 1 ahead on small
-# events and the worker grew by half while the run-updates backlog grew (README, Performance).
+# stored events, and the worker does not buffer a growing run-updates backlog (without it,
+# ingest ran 3 : 1 ahead on small events: README, Performance).
 MAX_UPDATES_LAG = 64
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a

@@ -106,6 +106,18 @@ async def test_a_batch_whose_spill_file_fails_is_triaged_in_the_loop(pool: Triag
     assert told == ["handback_failed"]
 
 
+def storing_pool(tmp_path: Path, store: SQLiteStore) -> TriagePool:
+    """A one-helper pool whose helper writes each batch to ``store`` (Store.for_helper)."""
+    return TriagePool(
+        1,
+        max_bytes=1 << 20,
+        partitions=4,
+        pack_text=pack_text,
+        spill_root=tmp_path / "spill",
+        store=store.for_helper(),
+    )
+
+
 async def test_a_helper_given_the_store_writes_the_batch_there(tmp_path: Path) -> None:
     """The rows are stored by the helper and stay there: the worker gets back only what it
     still sends (dead letters, run updates) and how many rows were new."""
@@ -116,14 +128,7 @@ async def test_a_helper_given_the_store_writes_the_batch_there(tmp_path: Path) -
     expected = triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text)
     store = SQLiteStore(tmp_path / "lineage.db", retention_s=3600)
     await store.open()
-    pool = TriagePool(
-        1,
-        max_bytes=1 << 20,
-        partitions=4,
-        pack_text=pack_text,
-        spill_root=tmp_path / "spill",
-        store=store.for_helper(),
-    )
+    pool = storing_pool(tmp_path, store)
     told: list[str] = []
     pool.on_fallback = told.append
     try:
@@ -167,14 +172,7 @@ async def test_a_helper_that_cannot_write_leaves_the_batch_to_the_worker(
     expected = triage(batch, max_bytes=1 << 20, partitions=4, pack_text=pack_text)
     (tmp_path / "not-a-directory").write_text("")
     unusable = SQLiteStore(tmp_path / "not-a-directory" / "lineage.db")
-    pool = TriagePool(
-        1,
-        max_bytes=1 << 20,
-        partitions=4,
-        pack_text=pack_text,
-        spill_root=tmp_path / "spill",
-        store=unusable.for_helper(),
-    )
+    pool = storing_pool(tmp_path, unusable)
     try:
         got = await pool.triage(batch)
         assert got.written is None

@@ -301,8 +301,8 @@ def _chunks(rows: Sequence[_Row]) -> list[Sequence[_Row]]:
     """The rows in statements of power-of-two sizes: full ones, then the remainder's binary
     digits (1,000 rows: 512, 256, 128, 64, 32, 8), so a statement has at most 11 shapes.
     sqlite3 keeps each distinct statement's compiled program per connection (128 of them),
-    about 2 KB per row of a multi-row INSERT: with each batch size its own statement, the
-    worker's memory grew by 100+ MB as sizes accumulated (README, Performance)."""
+    about 2 KB per row of a multi-row INSERT: with each batch size its own statement, one
+    connection grew by 100+ MB as sizes accumulated (README, Performance)."""
     if not rows:
         return []
     per = max(1, min(_MAX_ROWS, _MAX_PARAMS // max(1, len(rows[0]))))
