@@ -10,7 +10,8 @@ Data flow (see README for the diagram)::
 ``ingest`` consumes in batches, has each triaged (``triage_pool``: in a helper process for
 all but small batches, which also stores the batch there when the store allows it: sink.py)
 and acknowledges a batch's events only after its store writes and sends have completed:
-at-least-once, with idempotent writes.
+at-least-once, with idempotent writes. While track_runs trails ingest by more than
+``LINEAGE_MAX_UPDATES_LAG`` messages, the events topic is not fetched (``backpressure``).
 ``track_runs`` folds the run-updates messages waiting in its channel together, up to
 ``TRACK_GROUP_UPDATES`` updates (each message carries a batch's updates for the runs of one
 partition). A Faust table read or write goes to the partition of the stream's current event,
@@ -35,6 +36,7 @@ from faust.types import RecordMetadata
 
 from . import alerting
 from .alerting import Alert
+from .backpressure import EventsValve
 from .changelog import send_table_changes
 from .config import Settings
 from .heap import release_free_heap
@@ -63,11 +65,6 @@ INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 TRACK_GROUP_UPDATES = 4000
 HEAP_TRIM_INTERVAL_S = 5.0  # free C heap handed back to the OS (heap.py)
 UPDATES_BUFFER = 128  # run-updates messages waiting in memory, at most
-# Run-updates messages this worker's track_runs may trail its ingest by before ingest waits
-# (about 8 batches): a backlog stays in the events topic, run states stay as fresh as the
-# stored events, and the worker does not buffer a growing run-updates backlog (without it,
-# ingest ran 3 : 1 ahead on small events: README, Performance).
-MAX_UPDATES_LAG = 64
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
 # 2 GB block cache; these keep the 8 of them to about 72 MB of native memory at most. A run
@@ -145,7 +142,7 @@ def make_app(
         stream_buffer_maxsize=4 * settings.batch_size,
         # At most this many messages a fetch: Faust pauses a partition when its stream's queue is
         # 80 % full, and what one fetch returned beyond the 20 % left would make its one fetcher
-        # wait, for every topic; ingest waiting for track_runs (MAX_UPDATES_LAG) relies on it.
+        # wait, for every topic (track_runs' messages too).
         broker_max_poll_records=settings.batch_size // 4,
         # Stopping (or rebalancing) must not wait for every delivered event to be acknowledged:
         # the agents acknowledge a batch only after its writes, and a worker told to stop with a
@@ -226,25 +223,25 @@ def make_app(
             updates_sent[sent.partition] = max(updates_sent.get(sent.partition, 0), sent.offset + 1)
 
     updates_sent: dict[int, int] = {}  # run-updates partition -> offset after ingest's last
+    updates_done: dict[int, int] = {}  # this worker's partitions -> after track_runs' last
 
     def updates_lag() -> int:
         """Run-updates messages ingest sent to this worker's partitions that track_runs has not
-        been handed yet (a partition counts once track_runs has had a message of it)."""
-        name = updates_topic.get_topic_name()
+        finished yet (a partition counts once track_runs finished a message of it). Counted to
+        the end of track_runs' work, not to its receipt: messages fetched and queued for it
+        (hundreds, under a backlog) are the backlog too."""
         return sum(
-            max(0, updates_sent.get(tp.partition, 0) - offset)
-            for tp, offset in next_offsets.items()
-            if tp.topic == name
+            max(0, updates_sent.get(partition, 0) - done)
+            for partition, done in updates_done.items()
         )
 
-    async def keep_pace_with_track_runs(events: faust.ChannelT) -> None:
-        """Wait while track_runs trails ingest by more than MAX_UPDATES_LAG messages. Not once
-        the events channel is full: Faust's one fetcher may then be waiting to put an event
-        in it, and so not handing track_runs its messages either."""
-        started = time.perf_counter()
-        while updates_lag() > MAX_UPDATES_LAG and not events.queue.full():
-            await asyncio.sleep(0.01)
-        stats.metrics.ingest_held_back.inc(time.perf_counter() - started)
+    valve = EventsValve(
+        app,
+        events_topic.get_topic_name(),
+        updates_lag,
+        settings.max_updates_lag,
+        on_held=stats.metrics.ingest_held_back.inc,
+    )
 
     async def ingest_batch(events: list[faust.EventT]) -> None:
         messages = [
@@ -261,6 +258,7 @@ def make_app(
             retrying("forward run updates", partial(forward_updates, batch)),
         )
         stats.record_batch(batch, written)
+        await valve.adjust()  # track_runs may now trail by too much: stop fetching events
 
     @app.agent(events_topic, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
@@ -291,7 +289,6 @@ def make_app(
                         continue
                     await finish_oldest()  # acknowledge promptly what is already done
                     continue
-                await keep_pace_with_track_runs(manual.channel)
                 in_flight.append((asyncio.ensure_future(ingest_batch(pending)), pending))
                 pending = []
                 while len(in_flight) > INGEST_PIPELINE_DEPTH or (
@@ -621,7 +618,9 @@ def make_app(
                 await sweep(sweep_event.message.partition)
             for done in group:
                 await manual.ack(done)
+                updates_done[done.message.partition] = done.message.offset + 1
             group, parts, sweeps, held = [], [], [], 0
+            await valve.adjust()  # caught up enough: fetch events again
 
     if settings.webhooks:
         sender = WebhookSender(settings.webhooks, settings.webhook_format, metrics=stats.metrics)
@@ -650,9 +649,11 @@ def make_app(
 
     @app.on_partitions_revoked.connect
     async def forget_index(app: faust.App, revoked: set, **kwargs: object) -> None:
+        valve.forget(revoked)
         for tp in revoked:
             next_offsets.pop(tp, None)
             if tp.topic == updates_topic.get_topic_name():
+                updates_done.pop(tp.partition, None)
                 expiry.indexed.discard(tp.partition)
                 expiry.queues.pop(tp.partition, None)
                 expiry.live.pop(tp.partition, None)

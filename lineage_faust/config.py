@@ -101,6 +101,8 @@ class Settings:
     batch_size: int
     batch_within_s: float
     triage_processes: int  # helper processes validating ingest batches; 0 = in the event loop
+    # run-updates messages track_runs may trail ingest by before the events topic is paused
+    max_updates_lag: int
     app_id: str
     log_level: str
     retention_s: int | None  # store TTL (LINEAGE_RETENTION); None keeps data forever
@@ -430,6 +432,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         batch_size=_int(env, "LINEAGE_BATCH_SIZE", 2000),
         batch_within_s=_float(env, "LINEAGE_BATCH_WITHIN", 0.05, minimum=0.001),
         triage_processes=_int(env, "LINEAGE_TRIAGE_PROCESSES", 1, minimum=0),
+        max_updates_lag=_int(env, "LINEAGE_MAX_UPDATES_LAG", 64, minimum=1),
         app_id=env.get("LINEAGE_APP_ID") or "lineage-faust",
         log_level=(env.get("LINEAGE_LOG_LEVEL") or "INFO").upper(),
         retention_s=_duration(env, "LINEAGE_RETENTION"),

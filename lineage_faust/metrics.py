@@ -85,8 +85,9 @@ class WorkerMetrics:
         )
         self.ingest_held_back = Counter(
             "lineage_worker_ingest_held_back_seconds",
-            "Time ingest waited for track_runs to catch up (it trailed by more than "
-            "MAX_UPDATES_LAG run-updates messages): a backlog then stays in the events topic",
+            "Time the events topic was not fetched because track_runs trailed ingest by more "
+            "than LINEAGE_MAX_UPDATES_LAG run-updates messages (backpressure.py): a backlog "
+            "then stays in the events topic",
             registry=r,
         )
         self.native_memory = Gauge(
