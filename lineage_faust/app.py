@@ -647,6 +647,12 @@ def make_app(
         for partition in range(settings.partitions):
             await updates_topic.send(value=SWEEP, partition=partition)
 
+    @app.timer(interval=1.0)
+    async def adjust_backpressure() -> None:
+        # ingest and track_runs adjust after each batch and group; this covers a paused topic
+        # that neither will call for again (a pause or resume that failed, a rebalance between)
+        await valve.adjust()
+
     @app.on_partitions_revoked.connect
     async def forget_index(app: faust.App, revoked: set, **kwargs: object) -> None:
         valve.forget(revoked)

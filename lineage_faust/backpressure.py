@@ -59,17 +59,20 @@ class EventsValve:
         self._busy = False
 
     async def adjust(self) -> None:
-        """Pause or resume as the lag now asks (ingest and track_runs call this often)."""
-        if self._busy or self.app.rebalancing:
-            return
-        hold = should_hold(self.lag(), bool(self.paused), self.high)
-        if hold == bool(self.paused):
+        """Pause or resume as the lag now asks (ingest and track_runs call this after each
+        batch and group, a timer every second)."""
+        if self._busy:  # the call in progress looks at the lag again when it is done
             return
         self._busy = True
         try:
-            await (self._pause() if hold else self._resume())
+            # again after each change: the lag may have moved while the consumer thread worked
+            while not self.app.rebalancing:
+                hold = should_hold(self.lag(), bool(self.paused), self.high)
+                if hold == bool(self.paused) or (hold and not self._assigned()):
+                    break  # as it should be, or nothing of the events topic here to hold back
+                await (self._pause() if hold else self._resume())
         except Exception:  # never a reason to crash an agent; tried again at the next call
-            log.exception("could not %s fetching the events topic", "pause" if hold else "resume")
+            log.exception("could not pause or resume fetching the events topic")
         finally:
             self._busy = False
 
@@ -79,13 +82,15 @@ class EventsValve:
         if not self.paused:
             self._since = 0.0
 
+    def _assigned(self) -> set[TP]:
+        return {tp for tp in self.app.consumer.assignment() if tp.topic == self.topic_name}
+
     async def _pause(self) -> None:
-        assigned = {tp for tp in self.app.consumer.assignment() if tp.topic == self.topic_name}
-        if assigned:
-            await self._in_consumer_thread("pause", assigned)
-            self.paused = assigned
-            self._since = time.monotonic()
-            log.debug("events topic paused: track_runs trails by %d messages", self.lag())
+        assigned = self._assigned()
+        await self._in_consumer_thread("pause", assigned)
+        self.paused = assigned
+        self._since = time.monotonic()
+        log.debug("events topic paused: track_runs trails by %d messages", self.lag())
 
     async def _resume(self) -> None:
         await self._in_consumer_thread("resume", self.paused)
