@@ -61,8 +61,11 @@ def small_run(i: int, at: datetime) -> list[bytes]:
     ]
 
 
-async def produce(bootstrap: str, runs: int) -> None:
-    await ensure_topics(bootstrap, {TOPIC: PARTITIONS})
+async def produce(
+    bootstrap: str, runs: int, topic: str = TOPIC, partitions: int = PARTITIONS
+) -> None:
+    """``runs`` small runs (START, COMPLETE), keyed by job as the OpenLineage transport does."""
+    await ensure_topics(bootstrap, {topic: partitions})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20)
     await producer.start()
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -72,7 +75,7 @@ async def produce(bootstrap: str, runs: int) -> None:
             for i in range(first, min(runs, first + 10_000)):
                 key = f"run:bench/job_{i % 500}".encode()
                 for value in small_run(i, start + timedelta(seconds=i)):
-                    futures.append(await producer.send(TOPIC, value, key=key))
+                    futures.append(await producer.send(topic, value, key=key))
             await asyncio.gather(*futures)
             print(f"  producing: {first + 10_000:,}/{runs:,} runs  ", end="\r", file=sys.stderr)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,14 @@ def wait_until(check: Callable[[], T], timeout_s: float, what: str, interval_s: 
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """{labels: value} of one metric family in Prometheus text format."""
+    found = {}
+    for labels, value in re.findall(rf"^{name}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        found[labels] = float(value)
+    return found
 
 
 @dataclass

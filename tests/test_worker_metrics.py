@@ -5,7 +5,6 @@ traffic through a real broker."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 from collections import Counter
 from pathlib import Path
@@ -19,7 +18,7 @@ from lineage_faust.broker import free_port
 from lineage_faust.model import ValidEvent, parse_event
 from lineage_faust.runstate import RunUpdate, fold
 
-from .helpers import SAMPLES, Stack, wait_until
+from .helpers import SAMPLES, Stack, samples, wait_until
 
 pytestmark = pytest.mark.integration
 LINES = [line for line in SAMPLES.read_bytes().splitlines() if line.strip()]
@@ -32,14 +31,6 @@ def final_states() -> Counter[str]:
         assert isinstance(event, ValidEvent)
         by_run.setdefault(event.payload.run.runId, []).append(RunUpdate.from_event(event))
     return Counter(fold(updates).state for updates in by_run.values())
-
-
-def samples(text: str, name: str) -> dict[str, float]:
-    """{labels: value} of one metric family in Prometheus text format."""
-    found = {}
-    for labels, value in re.findall(rf"^{name}(\{{[^}}]*\}})? (\S+)$", text, re.M):
-        found[labels] = float(value)
-    return found
 
 
 def test_worker_metrics_after_real_traffic(stack: Stack, tmp_path: Path) -> None:
