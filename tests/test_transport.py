@@ -11,13 +11,14 @@ from aiokafka import AIOKafkaConsumer
 
 from lineage_faust.app import make_app
 from lineage_faust.config import EMBEDDED_FETCH_MAX_WAIT_MS, parse_settings
+from lineage_faust.delivery import drain_messages
 from lineage_faust.store.sqlite import SQLiteStore
-from lineage_faust.transport import Transport
+from lineage_faust.transport import EmbeddedTransport, Transport
 
 
 @pytest.mark.parametrize(
     ("embedded", "transport", "wait_ms"),
-    [("1", Transport, EMBEDDED_FETCH_MAX_WAIT_MS), ("0", None, 1500)],  # 1500: Faust's own
+    [("1", EmbeddedTransport, EMBEDDED_FETCH_MAX_WAIT_MS), ("0", Transport, 1500)],  # Faust's
 )
 async def test_worker_consumer_fetch_wait(
     tmp_path: Path, embedded: str, transport: type | None, wait_ms: int
@@ -30,10 +31,8 @@ async def test_worker_consumer_fetch_wait(
         }
     )
     app = make_app(settings, SQLiteStore(tmp_path / "lineage.db"))
-    if transport is not None:
-        assert type(app.transport) is transport
-    else:
-        assert type(app.transport).__module__ == "faust.transport.drivers.aiokafka"
+    assert type(app.transport) is transport
+    assert app.consumer._drain_messages.__func__ is drain_messages  # eager delivery, both
     consumer = app.consumer._thread._create_worker_consumer(app.transport)
     try:
         assert consumer._fetch_max_wait_ms == wait_ms
