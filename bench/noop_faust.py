@@ -1,8 +1,10 @@
 """Ceiling: a Faust agent that does nothing but count, over the same backlog.
 
-    python -m bench.noop_faust BOOTSTRAP TOPIC N
+    python -m bench.noop_faust BOOTSTRAP TOPIC N [--eager]
 
-Prints the events/s between the first and the N-th event, then exits.
+Prints the events/s between the first and the N-th event, then exits. Stock Faust (the
+ceiling the goals name); with ``--eager``, on this project's transport (eager delivery,
+lineage_faust/delivery.py), for comparison.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import faust
 
 def main() -> None:
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    scheme = "kafka"
+    if "--eager" in sys.argv[4:]:
+        from lineage_faust.transport import SCHEME as scheme
     app = faust.App(
         f"noop-{os.getpid()}",
-        broker=f"kafka://{bootstrap}",
+        broker=f"{scheme}://{bootstrap}",
         store="memory://",
         datadir=tempfile.mkdtemp(),
         web_enabled=False,

@@ -147,9 +147,9 @@ def end_to_end(
     return n_events / stored_at, n_events / done_at, rss, helpers_rss
 
 
-def noop_faust(bootstrap: str, n: int) -> float:
+def noop_faust(bootstrap: str, n: int, *options: str) -> float:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.noop_faust", bootstrap, TOPIC, str(n)],
+        [sys.executable, "-m", "bench.noop_faust", bootstrap, TOPIC, str(n), *options],
         capture_output=True,
         text=True,
         timeout=600,
@@ -176,10 +176,14 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
         produced = asyncio.run(produce(broker.bootstrap, values))
         raw = asyncio.run(raw_consume(broker.bootstrap, len(values)))
         noop = noop_faust(broker.bootstrap, len(values))
+        # the same no-op agent on the worker's transport: how much of the worker's rate is
+        # its eager delivery (lineage_faust/delivery.py) rather than its own work
+        noop_eager = noop_faust(broker.bootstrap, len(values), "--eager")
         rows += [
             Row("produce (aiokafka, 1 producer)", produced, "events/s"),
             Row("ceiling: raw aiokafka consume", raw, "events/s"),
             Row("ceiling: no-op Faust agent", noop, "events/s"),
+            Row("no-op Faust agent on the worker's transport (eager)", noop_eager, "events/s"),
         ]
         for n in workers:
             stored, done, rss, helpers_rss = end_to_end(
@@ -203,6 +207,13 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
                         if n == 1
                         else ()
                     ),
+                ),
+                Row(
+                    f"end to end, {label}: stored + run states, against the eager no-op",
+                    done,
+                    "events/s",
+                    noop_eager,
+                    "eager no-op",
                 ),
                 Row(f"end to end, {label}: worker peak RSS", rss, "MB"),
                 Row(f"end to end, {label}: its helper processes' peak RSS", helpers_rss, "MB"),

@@ -37,7 +37,6 @@ from faust.types import RecordMetadata
 from . import alerting
 from .alerting import Alert
 from .backpressure import EventsValve
-from .changelog import send_table_changes
 from .config import Settings
 from .heap import release_free_heap
 from .identity import run_partition
@@ -51,6 +50,7 @@ from .sink import Written, write_batch
 from .stats import Health, Stats
 from .store import Store
 from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
+from .table_writes import TableWriter
 from .transport import broker_url
 from .triage import Batch, RawMessage, decode_updates
 from .triage_pool import TriagePool
@@ -99,7 +99,6 @@ def make_app(
     settings: Settings,
     store: Store,
     *,
-    table_store: str = "rocksdb://",
     triage_pool: TriagePool | None = None,
 ) -> faust.App:
     """The app; batches are triaged by ``triage_pool`` (default: in the event loop)."""
@@ -113,7 +112,7 @@ def make_app(
     app = faust.App(
         settings.app_id,
         broker=broker_url(settings),
-        store=table_store,
+        store="rocksdb://",  # the live table: table_writes.py writes its rocksdb directly
         # see recovery.py: Faust's resume/seek race, and the embedded broker's end offsets
         TableManager=(
             EmbeddedBrokerTableManager if settings.embedded_broker else SeekThenResumeTableManager
@@ -171,8 +170,9 @@ def make_app(
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
-        options=ROCKSDB_OPTIONS if table_store.startswith("rocksdb") else None,
+        options=ROCKSDB_OPTIONS,
     )
+    table_writer = TableWriter(app, runs)
     stats = Stats()
     health = Health()
     triage_pool.on_fallback = lambda reason: stats.metrics.triage_fallbacks.labels(reason).inc()
@@ -391,22 +391,23 @@ def make_app(
         # per group, not per run: a labelled child's lookup is slow (~3 % of the loop per run)
         for state_name, n in collections.Counter(s.state for s in moved).items():
             stats.metrics.run_state_changes.labels(state_name).inc(n)
+        writes: dict[int, list[tuple[bytes, bytes | None]]] = collections.defaultdict(list)
         for event, items in parts:
-            owning(stream, event)  # each run's table entry lives in its message's partition
+            partition = event.message.partition  # each run's table entry lives in it
             for run_id in dict.fromkeys(u.run_id for u in items):
                 state = changed.pop(run_id, None)
                 if state is not None:
-                    note_change(event.message.partition, state, before[run_id], in_table)
-        await send_table_changes(app)  # before anything else runs (changelog.py)
+                    writes[partition].append((run_id.encode(), orjson.dumps(state)))
+                    note_change(partition, state, before[run_id], in_table)
+        await table_writer.write(writes)
         await publish(moved, before, pending)
 
     def note_change(
         partition: int, state: RunState, before: str | None, in_table: Mapping[str, str]
     ) -> None:
-        """Write a changed run to the live table (in the current event's partition) and keep
-        the partition's bookkeeping: expiry queue, live counts, running set."""
+        """Keep the partition's bookkeeping for a run written to the live table: expiry
+        queue, live counts, running set."""
         run_id = state.run_id
-        runs[run_id.encode()] = orjson.dumps(state)
         if state.finished_at is not None:
             expiry.queues[partition].append((state.finished_at, run_id))
         if state.state != before and state.state == "COMPLETE":
@@ -520,9 +521,8 @@ def make_app(
         pending = await retrying("record alerts", partial(store.record_alerts, alerts))
         noted: dict[str, RunState] = {}
         remember_alerts(states, noted, alerts)
-        for run_id, state in noted.items():
-            runs[run_id.encode()] = orjson.dumps(state)
-        await send_table_changes(app)
+        writes = [(run_id.encode(), orjson.dumps(state)) for run_id, state in noted.items()]
+        await table_writer.write({partition: writes})
         await publish([], {}, pending)
 
     def index_partitions(partitions: set[int]) -> None:
@@ -562,23 +562,25 @@ def make_app(
             }
             index_partitions((assigned | {partition}) - expiry.indexed)
         queue = expiry.queues[partition]
-        removed = 0
+        removed: dict[bytes, None] = {}  # a run finished twice is queued twice
         while queue and now - queue[0][0] >= settings.run_retention_s:
             _, run_id = queue.popleft()
-            raw_state = runs.get(run_id.encode())
+            key = run_id.encode()
+            raw_state = None if key in removed else runs.get(key)
             if raw_state is None:
                 continue
             state = RunState.from_dict(orjson.loads(raw_state))
             if is_expired(state, now, settings.run_retention_s):
-                del runs[run_id.encode()]
-                removed += 1
+                removed[key] = None
                 if partition in expiry.live:
                     expiry.live[partition][state.state] -= 1
-        stats.runs_evicted += removed
-        await send_table_changes(app)
+        stats.runs_evicted += len(removed)
+        await table_writer.write({partition: list(removed.items())})
         if removed:
             log.info(
-                "evicted %d finished runs from the live table (partition %d)", removed, partition
+                "evicted %d finished runs from the live table (partition %d)",
+                len(removed),
+                partition,
             )
         await check_running(partition, now)
 

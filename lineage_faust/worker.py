@@ -43,11 +43,11 @@ MAX_STATE_RESETS = 3
 _RESETS_ENV = "LINEAGE_INTERNAL_STATE_RESETS"
 
 
-def run_worker(settings: Settings, *, table_store: str = "rocksdb://") -> None:
+def run_worker(settings: Settings) -> None:
     """Run until stopped. If the local table state no longer matches the broker, discard it
     and start again: the live table is a cache, rebuilt from its changelog and the store."""
     try:
-        _run(settings, table_store)
+        _run(settings)
     except ConsistencyError as exc:
         resets = int(os.environ.get(_RESETS_ENV, "0"))
         if resets >= MAX_STATE_RESETS:
@@ -63,7 +63,7 @@ def run_worker(settings: Settings, *, table_store: str = "rocksdb://") -> None:
         os.execv(sys.executable, [sys.executable, "-m", "lineage_faust", "worker"])
 
 
-def _run(settings: Settings, table_store: str) -> None:
+def _run(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     store = store_for(settings)
@@ -80,7 +80,7 @@ def _run(settings: Settings, table_store: str) -> None:
         store=store.for_helper(),
     )
     triage_pool.start()
-    app = make_app(settings, store, table_store=table_store, triage_pool=triage_pool)
+    app = make_app(settings, store, triage_pool=triage_pool)
     log.info(
         "worker: broker %s, topic %s, dead letters %s, store %s",
         settings.bootstrap,
