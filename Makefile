@@ -42,7 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)  ## every benchmark, one table + bench-results/bench.json (about 30 min on 2 cores)
+bench: $(STAMP)  ## every benchmark, one table + bench-results/bench.json (20-30 min on 2 cores)
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP)  ## the same at small sizes (about 5 min): a fast look
