@@ -14,8 +14,9 @@ at-least-once, with idempotent writes. While track_runs trails ingest by more th
 ``LINEAGE_MAX_UPDATES_LAG`` messages, the events topic is not fetched (``backpressure``).
 ``track_runs`` folds the run-updates messages waiting in its channel together, up to
 ``TRACK_GROUP_UPDATES`` updates (each message carries a batch's updates for the runs of one
-partition). A Faust table read or write goes to the partition of the stream's current event,
-so each message's runs are read and written with that message made current (``owning``).
+partition). A Faust table read goes to the partition of the stream's current event, so each
+message's runs are read with that message made current (``owning``); a group's writes go to
+the table per partition, in batches (``table_writes``).
 """
 
 from __future__ import annotations
@@ -300,9 +301,9 @@ def make_app(
                 task.cancel()
 
     def owning(stream: faust.StreamT, event: faust.EventT) -> None:
-        """Make ``event`` the stream's current event: Faust's rocksdb table store and its
-        changelog both read and write in the partition of the current event, and one group of
-        track_runs messages spans partitions (each run belongs to one of them)."""
+        """Make ``event`` the stream's current event: Faust's rocksdb table store reads in the
+        partition of the current event, and one group of track_runs messages spans partitions
+        (each run belongs to one of them)."""
         stream._set_current_event(event)
 
     async def load_states(

@@ -51,6 +51,7 @@ class TableWriter:
     async def write(self, changes: Mapping[int, Changes]) -> None:
         """Apply ``changes`` (partition -> its changes, in order) to the table and hand them
         to the changelog; returns once every record is queued in the producer."""
+        changes = {partition: items for partition, items in changes.items() if items}
         if not changes:
             return
         store = self._table.data
@@ -65,7 +66,7 @@ class TableWriter:
                     batch.put(key, value)
                 store._key_index[key] = partition  # what Faust's own _set keeps
             store._db_for_partition(partition).write(batch)
-        self._sending = asyncio.ensure_future(self._send(store, changes))
+        self._sending = asyncio.ensure_future(self._send(store, changes, self._sending))
         try:
             await asyncio.shield(self._sending)
         except asyncio.CancelledError:
@@ -85,7 +86,15 @@ class TableWriter:
                 STOP_WAIT_S,
             )
 
-    async def _send(self, store: RocksDBStore, changes: Mapping[int, Changes]) -> None:
+    async def _send(
+        self,
+        store: RocksDBStore,
+        changes: Mapping[int, Changes],
+        previous: asyncio.Future | None,
+    ) -> None:
+        if previous is not None and not previous.done():
+            # a group cancelled by a rebalance may still be sending: its records go first
+            await asyncio.wait([previous])
         producer = self._app.producer._ensure_producer()  # Faust's aiokafka producer
         topic = self._table.changelog_topic.get_topic_name()
         try:
