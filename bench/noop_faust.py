@@ -3,8 +3,9 @@
     python -m bench.noop_faust BOOTSTRAP TOPIC N [--eager]
 
 Prints the events/s between the first and the N-th event, then exits. Stock Faust (the
-ceiling the goals name); with ``--eager``, on this project's transport (eager delivery,
-lineage_faust/delivery.py), for comparison.
+ceiling the goals name); with ``--eager``, with the worker's own Faust set-up (eager
+delivery on its transport, lineage_faust/delivery.py; raw schema and lean monitor,
+lineage_faust/lean_faust.py), for comparison.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import faust
 
 def main() -> None:
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    scheme = "kafka"
+    scheme, lean = "kafka", {}
     if "--eager" in sys.argv[4:]:
+        from lineage_faust.lean_faust import LeanMonitor, RawSchema
         from lineage_faust.transport import SCHEME as scheme
+
+        lean = {"Monitor": LeanMonitor}
     app = faust.App(
         f"noop-{os.getpid()}",
         broker=f"{scheme}://{bootstrap}",
@@ -34,8 +38,9 @@ def main() -> None:
         broker_rebalance_timeout=5.0,
         key_serializer="raw",
         value_serializer="raw",
+        **lean,
     )
-    source = app.topic(topic)
+    source = app.topic(topic, schema=RawSchema()) if lean else app.topic(topic)
     state = {"seen": 0, "start": 0.0}
 
     @app.agent(source)

@@ -41,6 +41,7 @@ from .backpressure import EventsValve
 from .config import Settings
 from .heap import release_free_heap
 from .identity import run_partition
+from .lean_faust import LeanMonitor, RawSchema
 from .live import live_change, live_messages
 from .native_memory import native_bytes, rocksdb_databases
 from .notify import WebhookSender
@@ -152,14 +153,16 @@ def make_app(
         # every topic and table carries bytes we encode ourselves (orjson)
         key_serializer="raw",
         value_serializer="raw",
+        Monitor=LeanMonitor,  # Faust's per-message statistics, unread (lean_faust.py)
     )
-    events_topic = app.topic(settings.topic, allow_empty=True)
-    dlq_topic = app.topic(settings.dlq_topic)
-    alerts_topic = app.topic(settings.alerts_topic)
-    live_topic = app.topic(settings.live_topic)
+    events_topic = app.topic(settings.topic, allow_empty=True, schema=RawSchema())
+    dlq_topic = app.topic(settings.dlq_topic, schema=RawSchema())
+    alerts_topic = app.topic(settings.alerts_topic, schema=RawSchema())
+    live_topic = app.topic(settings.live_topic, schema=RawSchema())
     rules = settings.alert_rules
     updates_topic = app.topic(
         f"{settings.app_id}-run-updates",
+        schema=RawSchema(),
         partitions=settings.partitions,
         internal=True,
         # each message carries a batch's updates of one partition (tens of KB); the app-wide

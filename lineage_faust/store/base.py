@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
+import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,20 +158,28 @@ STATUS_COLUMNS = (
     "processingType, updatedAt"
 )
 _STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(RunStatus))
-_STATUS_TIMES = frozenset(
+_STATUS_VALUES = operator.attrgetter(*_STATUS_FIELDS)
+_STATUS_TIMES = tuple(
     i for i, f in enumerate(dataclasses.fields(RunStatus)) if "datetime" in str(f.type)
 )
 
 
+# Both run once per run status written or read: converting only the time columns in place
+# costs a third of converting every column through a generator.
 def status_to_row(status: RunStatus, time: Callable[[datetime | None], Any]) -> tuple:
     """A status as a STATUS_COLUMNS row, its times converted by ``time`` for the store."""
-    values = (getattr(status, name) for name in _STATUS_FIELDS)
-    return tuple(time(v) if i in _STATUS_TIMES else v for i, v in enumerate(values))
+    row = list(_STATUS_VALUES(status))
+    for i in _STATUS_TIMES:
+        row[i] = time(row[i])
+    return tuple(row)
 
 
 def status_from_row(row: Sequence[Any], time: Callable[[Any], datetime | None]) -> RunStatus:
     """A STATUS_COLUMNS row back to a status, its times converted by ``time``."""
-    return RunStatus(*(time(v) if i in _STATUS_TIMES else v for i, v in enumerate(row)))
+    values = list(row)
+    for i in _STATUS_TIMES:
+        values[i] = time(values[i])
+    return RunStatus(*values)
 
 
 def status_from_state(state: RunState, updated_at: datetime) -> RunStatus:

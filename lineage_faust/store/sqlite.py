@@ -211,10 +211,13 @@ _LIVE = "(expiresAt IS NULL OR expiresAt > ?)"
 _EVENT_COLUMNS = "eventId, runId, jobName, source, eventTime, status, event"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _us(value: datetime | None) -> int | None:
     if value is None:
         return None
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
