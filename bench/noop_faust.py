@@ -20,12 +20,12 @@ import faust
 
 def main() -> None:
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    scheme, lean = "kafka", {}
+    scheme, app_options, topic_options = "kafka", {}, {}
     if "--eager" in sys.argv[4:]:
         from lineage_faust.lean_faust import LeanMonitor, RawSchema
         from lineage_faust.transport import SCHEME as scheme
 
-        lean = {"Monitor": LeanMonitor}
+        app_options, topic_options = {"Monitor": LeanMonitor}, {"schema": RawSchema()}
     app = faust.App(
         f"noop-{os.getpid()}",
         broker=f"{scheme}://{bootstrap}",
@@ -38,9 +38,9 @@ def main() -> None:
         broker_rebalance_timeout=5.0,
         key_serializer="raw",
         value_serializer="raw",
-        **lean,
+        **app_options,
     )
-    source = app.topic(topic, schema=RawSchema()) if lean else app.topic(topic)
+    source = app.topic(topic, **topic_options)
     state = {"seen": 0, "start": 0.0}
 
     @app.agent(source)

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -155,14 +155,18 @@ def make_app(
         value_serializer="raw",
         Monitor=LeanMonitor,  # Faust's per-message statistics, unread (lean_faust.py)
     )
-    events_topic = app.topic(settings.topic, allow_empty=True, schema=RawSchema())
-    dlq_topic = app.topic(settings.dlq_topic, schema=RawSchema())
-    alerts_topic = app.topic(settings.alerts_topic, schema=RawSchema())
-    live_topic = app.topic(settings.live_topic, schema=RawSchema())
+
+    def raw_topic(name: str, **options: Any) -> faust.TopicT:
+        # a schema each: a topic's options (allow_empty) are written into its schema
+        return app.topic(name, schema=RawSchema(), **options)
+
+    events_topic = raw_topic(settings.topic, allow_empty=True)
+    dlq_topic = raw_topic(settings.dlq_topic)
+    alerts_topic = raw_topic(settings.alerts_topic)
+    live_topic = raw_topic(settings.live_topic)
     rules = settings.alert_rules
-    updates_topic = app.topic(
+    updates_topic = raw_topic(
         f"{settings.app_id}-run-updates",
-        schema=RawSchema(),
         partitions=settings.partitions,
         internal=True,
         # each message carries a batch's updates of one partition (tens of KB); the app-wide

@@ -165,7 +165,7 @@ _STATUS_TIMES = tuple(
 
 
 # Both run once per run status written or read: converting only the time columns in place
-# costs a third of converting every column through a generator.
+# takes two thirds of the time of a generator over every column (2.4 against 3.6 µs a row).
 def status_to_row(status: RunStatus, time: Callable[[datetime | None], Any]) -> tuple:
     """A status as a STATUS_COLUMNS row, its times converted by ``time`` for the store."""
     row = list(_STATUS_VALUES(status))
