@@ -53,7 +53,7 @@ async def test_raw_schema_decodes_as_stock_faust_does(
     assert event.key == key and event.value == value and event.message is message
 
 
-def test_lean_monitor_keeps_what_faust_reads_back(app: faust.App) -> None:
+def test_lean_monitor_keeps_what_faust_reads_back() -> None:
     monitor = LeanMonitor()
     tp = TP("events", 2)
     message = Message("events", 2, 5, 1.0, 0, [], b"k", b"v", None)
