@@ -200,7 +200,10 @@ class DeadLetterOut(BaseModel):
     value: str | None = Field(description="The original bytes: UTF-8, or base64 when binary")
     valueEncoding: str = Field(description="utf-8 or base64")
     valueBytes: int = Field(description="Size of the original value")
-    valueTruncated: bool = Field(description="value holds only the first bytes")
+    valueTruncated: bool = Field(description="value holds only the first bytes (64 KiB)")
+    valueSha256: str | None = Field(
+        None, description="SHA-256 of the original value (hex), to match the dead-letter topic"
+    )
 
 
 class DeadLetters(BaseModel):

@@ -25,7 +25,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -39,6 +39,9 @@ from . import alerting
 from .alerting import Alert
 from .backpressure import EventsValve
 from .config import Settings
+from .dead_letters import shrink
+from .failures import describe, is_permanent
+from .group_coverage import request_rejoin, uncovered_topics
 from .heap import release_free_heap
 from .identity import run_partition
 from .lean_faust import LeanMonitor, RawSchema
@@ -48,13 +51,16 @@ from .notify import WebhookSender
 from .recovery import EmbeddedBrokerTableManager, SeekThenResumeTableManager
 from .retry import retry_forever
 from .runstate import MAX_SEEN, RUNNING, RunState, RunUpdate, apply_update, is_expired
-from .sink import Written, write_batch
+from .sends import SendEachOnce
+from .sink import Written, write_batch, write_refusing
+from .startup_logs import quiet_until_joined
 from .stats import Health, Stats
-from .store import Store
+from .store import Store, StoreRefused
 from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
 from .table_writes import TableWriter
+from .topics import RUNS_TABLE, updates_topic_name
 from .transport import broker_url
-from .triage import Batch, RawMessage, decode_updates
+from .triage import Batch, RawMessage, Rejected, decode_updates
 from .triage_pool import TriagePool
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,7 @@ INGEST_PIPELINE_DEPTH = 2  # batches whose writes may be in flight at once
 # ran ahead; 4,000 held it to 371 MB at 300k runs, at the same speed (README, Performance).
 TRACK_GROUP_UPDATES = 4000
 HEAP_TRIM_INTERVAL_S = 5.0  # free C heap handed back to the OS (heap.py)
+GROUP_CHECK_INTERVAL_S = 5.0  # every subscribed topic assigned in the group? (group_coverage)
 UPDATES_BUFFER = 128  # run-updates messages waiting in memory, at most
 # One rocksdb database per partition of the live table, which holds only the runs in flight
 # (about 1 KB each). Faust's defaults allow each database 3 x 64 MB of write buffers and a
@@ -125,7 +132,7 @@ def make_app(
         web_bind=settings.worker_host,
         web_port=settings.worker_port or 6066,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         # quick group joins (the default took ~30 s on the embedded broker)
         broker_session_timeout=6.0,
@@ -138,7 +145,7 @@ def make_app(
         # partition's batch is full (one produce request per broker round trip). Under real
         # Kafka's default 1 MB message.max.bytes, which applies to a whole batch.
         producer_max_batch_size=512 * 1024,
-        producer_max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
+        producer_max_request_size=settings.producer_max_request_bytes,
         consumer_max_fetch_size=max(2 * settings.max_event_bytes, 4 * 1_048_576),
         stream_buffer_maxsize=4 * settings.batch_size,
         # At most this many messages a fetch: Faust pauses a partition when its stream's queue is
@@ -166,7 +173,7 @@ def make_app(
     live_topic = raw_topic(settings.live_topic)
     rules = settings.alert_rules
     updates_topic = raw_topic(
-        f"{settings.app_id}-run-updates",
+        updates_topic_name(settings),
         partitions=settings.partitions,
         internal=True,
         # each message carries a batch's updates of one partition (tens of KB); the app-wide
@@ -174,7 +181,7 @@ def make_app(
         maxsize=UPDATES_BUFFER,
     )
     runs = app.Table(
-        "runs",
+        RUNS_TABLE,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
@@ -189,26 +196,33 @@ def make_app(
     def retrying(what: str, attempt: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         return retry_forever(what, attempt, health=health)
 
-    async def send_all(topic: faust.TopicT, messages: list[dict]) -> list[RecordMetadata]:
-        """Send and wait for the broker's acknowledgement of every message."""
-        pending = [await topic.send(force=True, **m) for m in messages]
-        return [await fut for fut in pending]
+    async def send_each_once(what: str, sender: SendEachOnce) -> list[RecordMetadata]:
+        """Send (retrying while the broker is away); a topic that refuses every message for
+        good (invalid, not authorised) is reported and passed by: the pipeline moves on."""
+        try:
+            return await retrying(what, sender.send)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            health.refused(what, exc)
+            log.error("%s: refused for good (%s); moving on", what, describe(exc))
+            return []
 
     write_seconds = stats.metrics.store_write
 
-    async def store_batch(batch: Batch) -> Written:
+    async def store_batch(batch: Batch, messages: list[RawMessage]) -> Written:
         # stored already by the triage helper (sink.py), or here
-        written = batch.written or await write_batch(store, batch)
+        written = batch.written or await write_batch(store, batch, messages)
         write_seconds.labels("events").observe(written.seconds)
         return written
 
-    async def send_dead_letters(batch: Batch) -> None:
-        letters = [
-            {"key": r.message.key, "value": r.message.value, "headers": r.dlq_headers()}
-            for r in batch.rejected
-        ]
-        await send_all(dlq_topic, letters)
-        for r in batch.rejected:
+    def dead_letter_sender(rejected: list[Rejected]) -> SendEachOnce:
+        budget = min(settings.dlq_max_message_bytes, settings.producer_max_request_bytes)
+        letters = [r.dlq_message(budget) for r in rejected]
+        return SendEachOnce(dlq_topic, letters, on_refused=shrink)
+
+    def log_dead_letters(rejected: list[Rejected]) -> None:
+        for r in rejected:
             m = r.message
             # the reason and field, never the detail: it may quote the message's content
             # (which stays on the dead-letter topic and in the store, for whoever may see it)
@@ -227,8 +241,11 @@ def make_app(
             for partition, values in batch.update_messages.items()
             for value in values
         ]
-        for sent in await send_all(updates_topic, messages):
-            updates_sent[sent.partition] = max(updates_sent.get(sent.partition, 0), sent.offset + 1)
+        sent = await send_each_once("forward run updates", SendEachOnce(updates_topic, messages))
+        for record in sent:
+            updates_sent[record.partition] = max(
+                updates_sent.get(record.partition, 0), record.offset + 1
+            )
 
     updates_sent: dict[int, int] = {}  # run-updates partition -> offset after ingest's last
     updates_done: dict[int, int] = {}  # this worker's partitions -> after track_runs' last
@@ -259,12 +276,20 @@ def make_app(
             for m in (e.message for e in events)
         ]
         batch = await triage_pool.triage(messages)
+        rejected = list(batch.rejected)
         # Store writes and broker sends are independent: run them concurrently.
         written, _, _ = await asyncio.gather(
-            retrying("store batch", partial(store_batch, batch)),
-            retrying("send dead letters", partial(send_dead_letters, batch)),
-            retrying("forward run updates", partial(forward_updates, batch)),
+            retrying("store batch", partial(store_batch, batch, messages)),
+            send_each_once("send dead letters", dead_letter_sender(rejected)),
+            forward_updates(batch),
         )
+        refused = batch.rejected[len(rejected) :]  # events the store refused for good
+        if refused:
+            await send_each_once("send dead letters", dead_letter_sender(refused))
+        for r in batch.rejected:
+            if r.rejection.reason == "store_refused":
+                health.refused("store events", StoreRefused(r.rejection.detail))
+        log_dead_letters(batch.rejected)
         stats.record_batch(batch, written)
         await valve.adjust()  # track_runs may now trail by too much: stop fetching events
 
@@ -347,6 +372,22 @@ def make_app(
                 stats.runs_revived += 1
         return states, stored, in_table
 
+    async def store_rows(
+        what: str, write: Callable[[Sequence[Any]], Awaitable[T]], rows: Sequence[Any]
+    ) -> list[T]:
+        """Write ``rows``, waiting while the store is away; rows it refuses for good are
+        logged and left out (each result of the writes that went through is returned)."""
+        results, refused = await retrying(what, partial(write_refusing, write, rows, what))
+        if refused:
+            health.refused(what, StoreRefused(next(iter(refused.values()))))
+            log.error("%s: the store refused %d rows for good; left out", what, len(refused))
+        return results
+
+    async def record_alerts(alerts: list[Alert]) -> list[Alert]:
+        """The alerts recorded in the store's outbox that still have to be published."""
+        results = await store_rows("record alerts", store.record_alerts, alerts)
+        return [alert for pending in results for alert in pending]
+
     # (namespace, job) -> (cached until, typical duration in ms or None: too few samples)
     typical: dict[tuple[str, str], tuple[float, int | None]] = {}
 
@@ -383,15 +424,15 @@ def make_app(
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
 
-        async def write_statuses() -> None:
+        async def write_statuses(rows: Sequence[RunStatus]) -> None:
             with write_seconds.labels("run_statuses").time():
-                await store.write_run_statuses(statuses, stored)
+                await store.write_run_statuses(rows, stored)
 
         # queued together: one wait behind the ingest writes, not two; statuses first, so an
         # alert anyone can see never names a run whose status is not stored yet
         _, pending = await asyncio.gather(
-            retrying("store run statuses", write_statuses),
-            retrying("record alerts", partial(store.record_alerts, candidates)),
+            store_rows("store run statuses", write_statuses, statuses),
+            record_alerts(candidates),
         )
         remember_alerts(states, changed, candidates)
         stats.runs_updated += len(changed)
@@ -462,15 +503,11 @@ def make_app(
             for a, alert in zip(pending, alerts, strict=True)
         ]
         live = [{"key": None, "value": value} for value in live_messages(changes, alerts)]
-
-        async def send() -> None:
-            await send_all(alerts_topic, messages)
-            await send_all(live_topic, live)
-
-        await retrying("publish alerts and changes", send)
+        await send_each_once("publish alerts", SendEachOnce(alerts_topic, messages))
+        await send_each_once("publish run changes", SendEachOnce(live_topic, live))
         if pending:
             ids = [a.alert_id for a in pending]
-            await retrying("mark alerts published", partial(store.mark_alerts_published, ids))
+            await store_rows("mark alerts published", store.mark_alerts_published, ids)
             for a in pending:
                 stats.metrics.alerts.labels(a.kind, str(a.paged).lower()).inc()
                 log.log(
@@ -526,7 +563,7 @@ def make_app(
                 alerts.extend(found)
         if not alerts:
             return
-        pending = await retrying("record alerts", partial(store.record_alerts, alerts))
+        pending = await record_alerts(alerts)
         noted: dict[str, RunState] = {}
         remember_alerts(states, noted, alerts)
         writes = [(run_id.encode(), orjson.dumps(state)) for run_id, state in noted.items()]
@@ -663,6 +700,12 @@ def make_app(
         # that neither will call for again (a pause or resume that failed, a rebalance between)
         await valve.adjust()
 
+    startup_noise = quiet_until_joined()
+
+    @app.on_partitions_assigned.connect
+    async def joined(app: faust.App, assigned: set, **kwargs: object) -> None:
+        startup_noise.joined = True
+
     @app.on_partitions_revoked.connect
     async def forget_index(app: faust.App, revoked: set, **kwargs: object) -> None:
         valve.forget(revoked)
@@ -733,8 +776,20 @@ def make_app(
     @app.page("/health")
     async def health_page(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """200 while the worker can do its work; 503 while it is waiting out an outage."""
-        body = {**health.report(), "pipeline": stats.summary(), "accounting": stats.accounting()}
-        return view.json(body, status=200 if health.ok else 503)
+        report = health.report(stalled())
+        body = {**report, "pipeline": stats.summary(), "accounting": stats.accounting()}
+        return view.json(body, status=503 if report["status"] == "unhealthy" else 200)
+
+    def stalled() -> str | None:
+        """Why ingest is stalled: events wait on this worker's partitions and no batch was
+        done for LINEAGE_STALL_AFTER seconds."""
+        idle_s = time.monotonic() - stats.last_batch_at
+        if idle_s < settings.stall_after_s or app.rebalancing:
+            return None
+        waiting = sum(lag for topic, _, lag in consumer_lag() if topic == settings.topic)
+        if not waiting:
+            return None
+        return f"{waiting} events wait and none was consumed for {idle_s:.0f} s"
 
     def consumer_lag() -> list[tuple[str, int, int]]:
         consumer = app.consumer
@@ -757,6 +812,24 @@ def make_app(
         text = stats.metrics.render(consumer_lag(), expiry.live_total(), native)
         # plain text/plain: aiohttp refuses parameters here, Prometheus reads it as 0.0.4
         return view.bytes(text, content_type="text/plain")
+
+    @app.timer(interval=GROUP_CHECK_INTERVAL_S)
+    async def check_group_coverage() -> None:
+        """Every subscribed topic must have partitions assigned in the group (a leader that
+        missed a topic in its metadata leaves it unassigned for good): if one has none, say
+        so (/health 503, an ERROR naming it) and rejoin until the group is whole."""
+        if app.rebalancing:
+            return
+        missing = await uncovered_topics(settings.bootstrap, settings.app_id)
+        if missing is None:  # rebalancing, or the coordinator cannot say
+            return
+        if not missing:
+            health.recovered("group assignment")
+            return
+        names = ", ".join(missing)
+        health.failed("group assignment", RuntimeError(f"no partition assigned: {names}"))
+        log.error("no partition of %s is assigned in group %s: rejoining", names, settings.app_id)
+        await request_rejoin(app)
 
     @app.timer(interval=10.0)
     async def report() -> None:

@@ -49,6 +49,8 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
 class EmbeddedBroker:
     """Start/stop a Tansu broker on a loopback port as a child process."""
 
+    embedded = True  # its workarounds apply (LINEAGE_EMBEDDED_BROKER=1)
+
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()

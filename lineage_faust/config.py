@@ -114,6 +114,17 @@ class Settings:
     webhook_format: str  # "json" (the alert) or "slack" (a Slack-compatible message)
     public_url: str  # how people reach the API: alert links point here
     sweep_interval_s: float  # stuck/overdue checks and live-table eviction
+    # largest dead letter sent to the dead-letter topic (bigger ones are cut: dead_letters.py)
+    dlq_max_message_bytes: int = 1_000_000
+    # /health reports a stall once events wait this long with nothing consumed
+    stall_after_s: float = 60.0
+    topic_replication: int = 1  # replication factor of the topics the worker creates
+
+    @property
+    def producer_max_request_bytes(self) -> int:
+        """The producers' max_request_size: room for an event of the largest accepted size
+        and its headers (a bigger message is dead-lettered, cut to fit)."""
+        return max(2 * self.max_event_bytes, 1_048_576)
 
     @property
     def bootstrap(self) -> str:
@@ -443,6 +454,9 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         webhooks=parse_webhooks(env),
         webhook_format=webhook_format,
         public_url=(env.get("LINEAGE_PUBLIC_URL") or f"http://{api_host}:{api_port}").rstrip("/"),
+        dlq_max_message_bytes=_int(env, "LINEAGE_DLQ_MAX_MESSAGE_BYTES", 1_000_000, minimum=4096),
+        stall_after_s=_float(env, "LINEAGE_STALL_AFTER", 60.0, minimum=1.0),
+        topic_replication=_int(env, "LINEAGE_TOPIC_REPLICATION", 1),
         sweep_interval_s=_float(
             env,
             "LINEAGE_SWEEP_INTERVAL",

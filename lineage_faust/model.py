@@ -290,6 +290,33 @@ def _describe(error: ValidationError) -> Rejection:
     return Rejection(kind, f"{loc}: {msg}{suffix}" if loc else f"{msg}{suffix}", loc)
 
 
+_KINDS: dict[str, type[RunEvent | JobEvent | DatasetEvent]] = {
+    "RunEvent": RunEvent,
+    "JobEvent": JobEvent,
+    "DatasetEvent": DatasetEvent,
+}
+
+
+def event_kind(obj: dict[str, Any]) -> type[RunEvent | JobEvent | DatasetEvent] | None:
+    """Which of the spec's three events ``obj`` is: by the definition its ``schemaURL``
+    names (``…/OpenLineage.json#/definitions/JobEvent`` or ``…#/$defs/JobEvent``), else by
+    shape. Real JobEvents carry ``eventType`` too, so it alone never makes a RunEvent."""
+    url = obj.get("schemaURL")
+    if isinstance(url, str):
+        name = url.rpartition("#")[2].rstrip("/").rpartition("/")[2]
+        if name in _KINDS:
+            return _KINDS[name]
+    if "run" in obj:
+        return RunEvent
+    if "dataset" in obj:
+        return DatasetEvent
+    if "job" in obj:
+        # with no schemaURL to say otherwise, eventType marks a RunEvent that lost its run:
+        # rejected as one (missing run), not stored as a job
+        return RunEvent if "eventType" in obj else JobEvent
+    return RunEvent if "eventType" in obj else None
+
+
 def parse_event(raw: bytes | None, max_bytes: int) -> ValidEvent | Rejection:
     """Raw message bytes -> a validated event, or a rejection saying exactly what is wrong.
 
@@ -309,13 +336,8 @@ def parse_event(raw: bytes | None, max_bytes: int) -> ValidEvent | Rejection:
         return Rejection("not_json", f"not JSON: {exc}")
     if not isinstance(obj, dict):
         return Rejection("not_object", f"JSON {type(obj).__name__} where an object was expected")
-    if "run" in obj or "eventType" in obj:
-        model: type[BaseModel] = RunEvent
-    elif "dataset" in obj:
-        model = DatasetEvent
-    elif "job" in obj:
-        model = JobEvent
-    else:
+    model = event_kind(obj)
+    if model is None:
         return Rejection(
             "not_openlineage", "not an OpenLineage event: it has no run, job or dataset", None
         )

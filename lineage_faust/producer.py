@@ -13,6 +13,6 @@ def event_producer(settings: Settings, *, request_timeout_ms: int = 30_000) -> A
         bootstrap_servers=settings.bootstrap,
         acks="all",
         linger_ms=5,
-        max_request_size=max(2 * settings.max_event_bytes, 1_048_576),
+        max_request_size=settings.producer_max_request_bytes,
         request_timeout_ms=request_timeout_ms,
     )

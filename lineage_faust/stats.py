@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .failures import describe
 from .metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ class Stats:
     runs_revived: int = 0
     resumed_partitions: int = 0
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    last_batch_at: float = field(default_factory=time.monotonic)  # or when the worker started
 
     def record_batch(self, batch: Batch, written: Written) -> None:
         """A batch is done: ``written`` says how many of its events were new."""
+        self.last_batch_at = time.monotonic()
         new_run_events, new_non_run_events = written.new_run_events, written.new_non_run_events
         duplicates = written.run_events - new_run_events
         duplicates += written.non_run_events - new_non_run_events
@@ -76,34 +79,59 @@ class Stats:
         )
 
 
+REFUSALS_SHOWN_S = 600.0  # a permanent refusal stays on /health this long after the last one
+
+
 @dataclass(slots=True)
 class Health:
     """What the worker is currently failing to do (store writes, broker sends), and since when.
 
     ``retry_forever`` reports into it; the worker's ``/health`` page answers 503 while
-    anything is failing, so an orchestrator or an operator sees an outage the worker is
-    waiting out (it keeps its offsets and resumes by itself).
+    anything is failing, or while events wait and nothing is consumed (a stall), so an
+    orchestrator or an operator sees an outage the worker is waiting out (it keeps its
+    offsets and resumes by itself). What was refused for good and passed by (a topic that
+    refuses every message, a value the store refuses) shows as ``degraded`` with a 200: the
+    pipeline goes on, but an operator has something to fix.
     """
 
     failing: dict[str, tuple[float, str]] = field(default_factory=dict)  # what -> (since, error)
+    # what -> (first, last, how many, last error): permanent failures the pipeline passed by
+    refusals: dict[str, tuple[float, float, int, str]] = field(default_factory=dict)
 
     def failed(self, what: str, error: BaseException) -> None:
         since = self.failing.get(what, (time.time(), ""))[0]
-        self.failing[what] = (since, f"{type(error).__name__}: {error}"[:500])
+        self.failing[what] = (since, describe(error))
 
     def recovered(self, what: str) -> None:
         self.failing.pop(what, None)
+
+    def refused(self, what: str, error: BaseException) -> None:
+        now = time.time()
+        first, _, count, _ = self.refusals.get(what, (now, now, 0, ""))
+        self.refusals[what] = (first, now, count + 1, describe(error))
 
     @property
     def ok(self) -> bool:
         return not self.failing
 
-    def report(self) -> dict:
+    def report(self, stalled: str | None = None) -> dict:
+        """``stalled``: why the pipeline is stalled, if it is (503 like a failure)."""
         now = time.time()
-        return {
-            "status": "ok" if self.ok else "unhealthy",
-            "failing": [
-                {"what": what, "forSeconds": round(now - since, 1), "lastError": error}
-                for what, (since, error) in sorted(self.failing.items())
-            ],
-        }
+        failing = [
+            {"what": what, "forSeconds": round(now - since, 1), "lastError": error}
+            for what, (since, error) in sorted(self.failing.items())
+        ]
+        if stalled:
+            failing.append({"what": "consume events", "forSeconds": None, "lastError": stalled})
+        refused = [
+            {
+                "what": what,
+                "count": count,
+                "sinceSeconds": round(now - first, 1),
+                "lastError": error,
+            }
+            for what, (first, last, count, error) in sorted(self.refusals.items())
+            if now - last < REFUSALS_SHOWN_S
+        ]
+        status = "unhealthy" if failing else "degraded" if refused else "ok"
+        return {"status": status, "failing": failing, "refused": refused}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import orjson
 
 from .datasets import DatasetIO, dataset_io
+from .dead_letters import STORED_VALUE_BYTES, digest, fit
 from .identity import run_partition
 from .model import Rejection, ValidEvent, parse_event
 from .runstate import RunUpdate
@@ -47,6 +48,19 @@ class Rejected:
 
     def dlq_headers(self) -> list[tuple[str, bytes]]:
         """Headers naming the reason and the source; the original headers are kept too."""
+        return self._our_headers() + self._their_headers()
+
+    def dlq_message(self, max_bytes: int) -> dict:
+        """The dead letter for the dead-letter topic, cut to ``max_bytes`` if need be
+        (``dead_letters.fit``)."""
+        m = self.message
+        value, headers = fit(m.key, m.value, self._our_headers(), self._their_headers(), max_bytes)
+        return {"key": m.key, "value": value, "headers": headers}
+
+    def _their_headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in self.message.headers if not k.startswith("lineage.")]
+
+    def _our_headers(self) -> list[tuple[str, bytes]]:
         r, m = self.rejection, self.message
         ours = [
             ("lineage.dlq.reason", r.reason.encode()),
@@ -57,15 +71,27 @@ class Rejected:
         ]
         if r.field:
             ours.append(("lineage.dlq.field", r.field.encode("utf-8", "replace")))
-        return ours + [(k, v) for k, v in m.headers if not k.startswith("lineage.")]
+        return ours
 
     def dead_letter(self, now: datetime) -> DeadLetter:
         m, r = self.message, self.rejection
         # The record's own time, when the broker gave one, so a redelivered message maps to
         # the same row (Cassandra keys dead letters by day and time).
         received = datetime.fromtimestamp(m.timestamp, UTC) if m.timestamp else now
+        value = m.value[:STORED_VALUE_BYTES] if m.value is not None else None
+        size = len(m.value) if m.value is not None else None
         return DeadLetter(
-            m.topic, m.partition, m.offset, r.reason, r.detail, r.field, received, m.key, m.value
+            m.topic,
+            m.partition,
+            m.offset,
+            r.reason,
+            r.detail,
+            r.field,
+            received,
+            m.key[:STORED_VALUE_BYTES] if m.key is not None else None,
+            value,
+            value_bytes=size,
+            value_sha256=digest(m.value),
         )
 
 
@@ -80,6 +106,10 @@ class Batch:
     # set when the triage helper stored the batch (sink.py): its rows stayed there, so the
     # lists of events and dataset links are empty; rejected ones are kept for the DLQ topic
     written: Written | None = None
+    # the position in the consumed messages of each run event / non-run event (to dead-letter
+    # the original message of an event the store refuses)
+    run_sources: list[int] = field(default_factory=list)
+    non_run_sources: list[int] = field(default_factory=list)
 
     @property
     def consumed(self) -> int:
@@ -91,6 +121,22 @@ class Batch:
         run updates still have to go anywhere."""
         self.written = written
         self.run_events, self.non_run_events, self.dataset_io = [], [], []
+        self.run_sources, self.non_run_sources = [], []
+
+    def refuse(
+        self, run_events: set[int], non_run_events: set[int], messages: list[RawMessage], why: str
+    ) -> None:
+        """Events the store refused for good (by position in ``run_events`` /
+        ``non_run_events``) become dead letters of their original messages."""
+        for kept, sources, refused in (
+            (self.run_events, self.run_sources, run_events),
+            (self.non_run_events, self.non_run_sources, non_run_events),
+        ):
+            for position in sorted(refused):
+                rejection = Rejection("store_refused", f"the store refused it: {why}")
+                self.rejected.append(Rejected(messages[sources[position]], rejection))
+            kept[:] = [e for i, e in enumerate(kept) if i not in refused]
+            sources[:] = [m for i, m in enumerate(sources) if i not in refused]
 
     def dead_letters(self) -> list[DeadLetter]:
         if not self.rejected:
@@ -149,7 +195,7 @@ def triage(
     """``pack_text``: the store's (Store.pack_text), applied to each stored event's text."""
     batch = Batch()
     by_partition: defaultdict[int, list[bytes]] = defaultdict(list)
-    for message in messages:
+    for position, message in enumerate(messages):
         result = _parse(message, max_bytes)
         if isinstance(result, ValidEvent):
             try:
@@ -168,9 +214,11 @@ def triage(
             batch.rejected.append(Rejected(message, result))
         elif isinstance(result, NonRunEvent):
             batch.non_run_events.append(result)
+            batch.non_run_sources.append(position)
         else:
             stored, run_id, update = result
             batch.run_events.append(stored)
+            batch.run_sources.append(position)
             by_partition[run_partition(run_id, partitions)].append(update)
     batch.update_messages = {p: _encode_updates(u) for p, u in by_partition.items()}
     return batch

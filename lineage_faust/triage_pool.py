@@ -55,14 +55,14 @@ def _triage_messages(messages: list[RawMessage], options: dict[str, Any], spill_
     file name."""
     batch = triage(messages, **options)
     if _store is not None:
-        _write_here(batch)
+        _write_here(batch, messages)
     fd, path = tempfile.mkstemp(dir=spill_dir, suffix=".batch")
     with os.fdopen(fd, "wb") as file:
         file.write(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
     return path
 
 
-def _write_here(batch: Batch) -> None:
+def _write_here(batch: Batch, messages: list[RawMessage]) -> None:
     """Store the batch from the helper; if that fails, leave it to the worker, which writes
     it itself and retries until it can (what the helper got in first is not written twice:
     every write is idempotent)."""
@@ -73,7 +73,7 @@ def _write_here(batch: Batch) -> None:
             loop = asyncio.new_event_loop()
             loop.run_until_complete(_store.open())
             _store_loop = loop
-        written = _store_loop.run_until_complete(write_batch(_store, batch))
+        written = _store_loop.run_until_complete(write_batch(_store, batch, messages))
     except Exception as exc:
         log.warning("the triage helper could not store a batch, the worker will: %s", exc)
         return

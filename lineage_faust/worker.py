@@ -17,7 +17,7 @@ from .app import make_app
 from .config import Settings
 from .retry import retry_forever
 from .store import Store, StoreError, store_for
-from .topics import ensure_topics
+from .topics import ensure_topics, worker_topics
 from .triage_pool import TriagePool
 
 log = logging.getLogger(__name__)
@@ -25,17 +25,14 @@ log = logging.getLogger(__name__)
 
 async def prepare(settings: Settings, store: Store) -> None:
     """Store first (a schema newer than the code stops here, before any consuming), then
-    the topics. Both wait for an unreachable store or broker instead of giving up."""
+    every topic, visible in the cluster's metadata before the consumer subscribes (topics.py).
+    Both wait for an unreachable store or broker instead of giving up."""
     await retry_forever("open store", store.open, retry=StoreError)
-    # the live topic has one partition: its offsets order every change the API streams
-    topics = {
-        settings.topic: settings.partitions,
-        settings.dlq_topic: 1,
-        settings.alerts_topic: 1,
-        settings.live_topic: 1,
-    }
+    specs = worker_topics(settings)
     await retry_forever(
-        "create topics", partial(ensure_topics, settings.bootstrap, topics), retry=KafkaError
+        "create topics",
+        partial(ensure_topics, settings.bootstrap, specs, replication=settings.topic_replication),
+        retry=(KafkaError, TimeoutError),
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,12 +9,16 @@ import pytest
 
 from lineage_faust.broker import EmbeddedBroker
 
-from .helpers import Stack
+from .helpers import EXTERNAL_KAFKA, ExternalBroker, Stack
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """One real embedded Kafka-protocol broker (Tansu) for the whole session."""
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker | ExternalBroker]:
+    """One real broker for the whole session: the Apache Kafka named by
+    LINEAGE_TEST_KAFKA_BOOTSTRAP, else an embedded Kafka-protocol broker (Tansu)."""
+    if EXTERNAL_KAFKA:
+        yield ExternalBroker(EXTERNAL_KAFKA)
+        return
     log = tmp_path_factory.mktemp("broker") / "broker.log"
     with EmbeddedBroker(log_path=log) as running:
         yield running
@@ -21,9 +26,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture
 def stack(
-    broker: EmbeddedBroker, tmp_path: Path, request: pytest.FixtureRequest
+    broker: EmbeddedBroker | ExternalBroker, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Stack]:
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
-    running = Stack(tmp=tmp_path, bootstrap=broker.bootstrap, name=f"t-{name}")
+    name = f"t-{name}-{uuid.uuid4().hex[:6]}" if EXTERNAL_KAFKA else f"t-{name}"
+    running = Stack(tmp=tmp_path, bootstrap=broker.bootstrap, name=name, embedded=broker.embedded)
     yield running
     running.kill_all()

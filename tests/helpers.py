@@ -18,6 +18,9 @@ import httpx
 from lineage_faust.broker import free_port, wait_for_port
 
 T = TypeVar("T")
+# an Apache Kafka to run the broker-dependent tests on, on the real-Kafka code path
+# (LINEAGE_EMBEDDED_BROKER=0); unset: the embedded broker (Tansu), started by the tests
+EXTERNAL_KAFKA = os.environ.get("LINEAGE_TEST_KAFKA_BOOTSTRAP", "").strip()
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "airflow-3.3.2-provider-2.20.3.jsonl"
 
@@ -88,6 +91,27 @@ class Proc:
         return self.process.returncode
 
 
+@dataclass(frozen=True)
+class ExternalBroker:
+    """A broker the tests did not start (``LINEAGE_TEST_KAFKA_BOOTSTRAP``)."""
+
+    bootstrap: str
+    embedded: bool = False
+
+
+def up_env(name: str) -> dict[str, str]:
+    """What `lineage-faust up` needs to run a test on the external Kafka, if one is set, with
+    topics and a group of its own; empty: `up` starts its embedded broker."""
+    if not EXTERNAL_KAFKA:
+        return {}
+    return {
+        "LINEAGE_KAFKA_BOOTSTRAP": EXTERNAL_KAFKA,
+        "LINEAGE_TOPIC": f"{name}.events",
+        "LINEAGE_ALERTS_TOPIC": f"{name}.alerts",
+        "LINEAGE_APP_ID": f"{name}-app",
+    }
+
+
 @dataclass
 class Stack:
     """Environment for one isolated pipeline on a shared broker (own topics, group, store)."""
@@ -95,6 +119,7 @@ class Stack:
     tmp: Path
     bootstrap: str
     name: str
+    embedded: bool = True  # the broker is the embedded Tansu (its workarounds on)
     api_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     spawned: list[Proc] = field(default_factory=list)
@@ -103,7 +128,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = clean_env(
             LINEAGE_KAFKA_BOOTSTRAP=self.bootstrap,
-            LINEAGE_EMBEDDED_BROKER="1",
+            LINEAGE_EMBEDDED_BROKER="1" if self.embedded else "0",
             LINEAGE_DATA_DIR=str(self.tmp / "data"),
             LINEAGE_TOPIC=f"{self.name}.events",
             LINEAGE_ALERTS_TOPIC=f"{self.name}.alerts",

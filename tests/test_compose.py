@@ -27,11 +27,13 @@ def app_services() -> list[str]:
 
 
 def test_the_deployment_has_what_the_issue_asks_for() -> None:
-    assert {"kafka", "cassandra", "store-init", "worker", "api"} <= set(SERVICES)
+    assert {"kafka", "cassandra", "store-init", "topics-init", "worker", "api"} <= set(SERVICES)
     assert SERVICES["worker"]["deploy"]["replicas"] == 2
     assert "healthcheck" in SERVICES["cassandra"]
-    init = SERVICES["worker"]["depends_on"]["store-init"]["condition"]
-    assert init == "service_completed_successfully"
+    for init in ("store-init", "topics-init"):  # both done before any worker starts
+        condition = SERVICES["worker"]["depends_on"][init]["condition"]
+        assert condition == "service_completed_successfully"
+    assert SERVICES["topics-init"]["command"] == ["init-topics"]
     assert "KRaft" in (COMPOSE / "docker-compose.yml").read_text()
     assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 

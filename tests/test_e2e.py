@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from .cassandra_support import (
     drop_keyspace,
     new_keyspace,
 )
-from .helpers import SAMPLES, clean_env, run_cli, wait_until
+from .helpers import EXTERNAL_KAFKA, SAMPLES, clean_env, run_cli, up_env, wait_until
 from .olclient import job_event
 
 pytestmark = pytest.mark.integration
@@ -98,7 +99,9 @@ def test_up_send_query_and_dead_letters(tmp_path: Path, store_env: dict[str, str
         LINEAGE_MAX_EVENT_BYTES=str(MAX_BYTES),
         LINEAGE_PARTITIONS="4",
         **store_env,
+        **up_env(f"e2e-{uuid.uuid4().hex[:8]}"),
     )
+    topic = env.get("LINEAGE_TOPIC", "openlineage.events")
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(b"\n".join(broken_lines()) + b"\n")
     extra = tmp_path / "job-event.json"
@@ -148,13 +151,13 @@ def test_up_send_query_and_dead_letters(tmp_path: Path, store_env: dict[str, str
             if r["state"] == "FAIL" and r["job"].endswith("always_fails"):
                 assert r["errorMessage"] and r["parentRunId"] and r["rootRunId"]
 
-        bootstrap = (tmp_path / "data" / "broker.addr").read_text().strip()
-        records = asyncio.run(read_topic(bootstrap, "openlineage.events.dlq", len(broken_lines())))
+        bootstrap = EXTERNAL_KAFKA or (tmp_path / "data" / "broker.addr").read_text().strip()
+        records = asyncio.run(read_topic(bootstrap, f"{topic}.dlq", len(broken_lines())))
         assert sorted(r.value for r in records) == sorted(broken_lines())
         for record in records:
             headers = dict(record.headers)
             assert headers["lineage.dlq.reason"] and headers["lineage.dlq.detail"]
-            assert headers["lineage.source.topic"] == b"openlineage.events"
+            assert headers["lineage.source.topic"] == topic.encode()
             assert int(headers["lineage.source.offset"]) >= 0
         reasons = Counter(dict(r.headers)["lineage.dlq.reason"].decode() for r in records)
         assert reasons == {

@@ -270,3 +270,47 @@ def test_the_board_ships_inside_the_package(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         board = archive.read("api/static/board.html").decode()
     assert 'EventSource("/api/v1/stream")' in board
+
+
+def test_a_client_leaving_mid_replay_stops_the_stream_quietly(stack: Stack) -> None:
+    """`curl .../stream | head -c 100` used to cost one warning per remaining event."""
+    import socket
+
+    from aiokafka import AIOKafkaProducer
+
+    stack.extra_env["LINEAGE_LOG_LEVEL"] = "DEBUG"
+    api = stack.start_api()
+
+    async def fill() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        await producer.start()
+        try:
+            for i in range(3000):
+                changes = [
+                    {"runId": f"run-{i}-{j}", "namespace": "ns", "job": "j" * 200, "state": "OK"}
+                    for j in range(5)
+                ]
+                message = orjson.dumps({"changes": changes})
+                await producer.send(f"{stack.topic}.live", message, partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(fill())
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the replay cannot all fit
+        sock.connect(("127.0.0.1", stack.api_port))
+        sock.sendall(
+            b"GET /api/v1/stream?lastEventId=0-0 HTTP/1.1\r\nHost: x\r\n"
+            b"Accept: text/event-stream\r\n\r\n"
+        )
+        received = b""
+        while b"event: run" not in received:  # the replay has begun: leave, as head -c does
+            received += sock.recv(100)
+        assert b"200 OK" in received
+    wait_until(lambda: "the client went away" in api.log(), 15, "the stream to notice")
+    time.sleep(1)
+    log = api.log()
+    assert "socket.send() raised exception" not in log, log[-2000:]
+    assert log.count("the client went away") == 1
+    assert api.alive()

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openlineage.client.event_v2 import RunState
 
 from lineage_faust.model import (
@@ -172,3 +174,68 @@ def test_size_limit_and_empty_message() -> None:
     assert isinstance(parse_event(big, len(big)), ValidEvent)
     empty = parse_event(None, LIMIT)
     assert isinstance(empty, Rejection) and empty.reason == "empty"
+
+
+# ---- which of the spec's three events: schemaURL's definition name first, then shape ----------
+SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+KINDS = {"RunEvent": RunEvent, "JobEvent": JobEvent, "DatasetEvent": DatasetEvent}
+
+
+def spec_event(kind: str) -> dict:
+    event: dict = {"eventTime": "2026-11-21T10:00:00Z", "producer": "https://example.com/p"}
+    if kind == "RunEvent":
+        event["run"] = {"runId": "d46e465b-d358-4d32-83d4-df660ff614dd"}
+    if kind in ("RunEvent", "JobEvent"):
+        event["job"] = {"namespace": "ns", "name": "job"}
+    else:
+        event["dataset"] = {"namespace": "ns", "name": "table"}
+    return event
+
+
+def test_a_real_job_event_that_carries_an_event_type_is_stored_as_a_job_event() -> None:
+    # as another OpenLineage backend's test suite sends it
+    event = {
+        **spec_event("JobEvent"),
+        "schemaURL": f"{SPEC}#/definitions/JobEvent",
+        "eventType": "COMPLETE",
+        "inputs": [{"namespace": "db", "name": "in"}],
+    }
+    result = parse_event(orjson.dumps(event), LIMIT)
+    assert isinstance(result, ValidEvent) and isinstance(result.payload, JobEvent)
+
+
+@given(
+    kind=st.sampled_from(sorted(KINDS)),
+    event_type=st.sampled_from([None, "COMPLETE", "start", "OTHER"]),
+    url=st.sampled_from(["definitions", "$defs", "none", "unknown", "no-fragment"]),
+)
+def test_event_kind_follows_schema_url_then_shape(
+    kind: str, event_type: str | None, url: str
+) -> None:
+    event = spec_event(kind)
+    if event_type is not None:
+        event["eventType"] = event_type
+    if url in ("definitions", "$defs"):
+        event["schemaURL"] = f"{SPEC}#/{url}/{kind}"
+    elif url == "unknown":
+        event["schemaURL"] = f"{SPEC}#/$defs/SomethingElse"
+    elif url == "no-fragment":
+        event["schemaURL"] = SPEC
+    result = parse_event(orjson.dumps(event), LIMIT)
+    by_url = url in ("definitions", "$defs")
+    if kind == "JobEvent" and event_type is not None and not by_url:
+        # no schemaURL to say otherwise: eventType marks a RunEvent that lost its run
+        assert isinstance(result, Rejection) and result.field == "run", result
+    else:
+        assert isinstance(result, ValidEvent), result
+        assert isinstance(result.payload, KINDS[kind])
+
+
+def test_schema_url_wins_over_shape() -> None:
+    run_shaped = {**spec_event("RunEvent"), "schemaURL": f"{SPEC}#/$defs/JobEvent"}
+    result = parse_event(orjson.dumps(run_shaped), LIMIT)
+    assert isinstance(result, ValidEvent) and isinstance(result.payload, JobEvent)
+    # a RunEvent by its schemaURL is held to the RunEvent's required fields
+    no_run = {**spec_event("JobEvent"), "schemaURL": f"{SPEC}#/definitions/RunEvent"}
+    result = parse_event(orjson.dumps(no_run), LIMIT)
+    assert isinstance(result, Rejection) and result.reason == "missing_field"

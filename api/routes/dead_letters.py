@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from lineage_faust.dead_letters import STORED_VALUE_BYTES
 from lineage_faust.store import DeadLetter
 
 from ..schemas import DeadLetterOut, DeadLetters, iso_ms
 from .common import errors, json_response, store_of
 
 router = APIRouter(prefix="/api/v1", tags=["dead letters"])
-VALUE_PREVIEW_BYTES = 64 * 1024  # the whole message stays on the dead-letter topic
+VALUE_PREVIEW_BYTES = STORED_VALUE_BYTES  # the store keeps no more (dead_letters.py)
 
 
 def _text(data: bytes, cut_short: bool = False) -> tuple[str, str]:
@@ -29,7 +30,8 @@ def _text(data: bytes, cut_short: bool = False) -> tuple[str, str]:
 def dead_letter_out(letter: DeadLetter) -> DeadLetterOut:
     value, encoding, size = None, "utf-8", 0
     if letter.value is not None:
-        size = len(letter.value)
+        # rows of older versions kept the whole value and no size
+        size = letter.value_bytes if letter.value_bytes is not None else len(letter.value)
         value, encoding = _text(letter.value[:VALUE_PREVIEW_BYTES], size > VALUE_PREVIEW_BYTES)
     return DeadLetterOut(
         topic=letter.topic,
@@ -44,6 +46,7 @@ def dead_letter_out(letter: DeadLetter) -> DeadLetterOut:
         valueEncoding=encoding,
         valueBytes=size,
         valueTruncated=size > VALUE_PREVIEW_BYTES,
+        valueSha256=letter.value_sha256,
     )
 
 
@@ -52,7 +55,8 @@ async def dead_letters(
     request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> Response:
     """The most recently rejected messages, newest first: the reason, the source
-    topic/partition/offset, and the original bytes (first 64 KiB)."""
+    topic/partition/offset, and the original bytes (first 64 KiB, with the whole value's size
+    and SHA-256)."""
     letters = await store_of(request).get_dead_letters(limit)
     return json_response(
         DeadLetters(count=len(letters), deadLetters=[dead_letter_out(d) for d in letters])

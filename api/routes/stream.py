@@ -8,6 +8,7 @@ change made while it was away is lost (within the topic's retention).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -94,6 +95,7 @@ async def stream(
     wanted = state.value if state else None
 
     async def events() -> AsyncIterator[dict[str, str]]:
+        gone = False
         try:
             while not await request.is_disconnected():
                 batch = await consumer.getmany(tp, timeout_ms=1000)
@@ -105,7 +107,20 @@ async def stream(
                         if matches(data, namespace, job, wanted):
                             text = orjson.dumps(data).decode()
                             yield {"id": item_id, "event": name, "data": text}
+                            # Let the loop see a closed connection before the next write:
+                            # a replay of thousands of events yields without ever waiting,
+                            # and each write to a dead socket logged a warning.
+                            await asyncio.sleep(0)
+                            if await request.is_disconnected():
+                                gone = True
+                                return
+            gone = True
+        except asyncio.CancelledError:  # sse-starlette saw the client leave first
+            gone = True
+            raise
         finally:
+            if gone:
+                log.debug("live stream: the client went away; stopped")
             await consumer.stop()
 
     return EventSourceResponse(events(), ping=HEARTBEAT_S)

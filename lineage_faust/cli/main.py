@@ -46,15 +46,21 @@ def up() -> None:
 @main.command()
 def worker() -> None:
     """Run the stream processor (Faust worker) alone. Needs LINEAGE_KAFKA_BOOTSTRAP."""
+    from aiokafka.errors import KafkaError
+
+    from ..failures import describe
     from ..runtime import resolve_bootstrap
     from ..store import SchemaError
+    from ..topics import TopicMismatch
     from ..worker import run_worker
 
     s = resolve_bootstrap(_settings())
     try:
         run_worker(s)
-    except SchemaError as exc:  # retrying cannot help: say what to do instead of a traceback
+    except (SchemaError, TopicMismatch) as exc:  # retrying cannot help: say what to do
         raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:  # refused for good at start (not authorised, invalid topic)
+        raise click.ClickException(f"the broker refused: {describe(exc)}") from None
 
 
 @main.command()
@@ -146,3 +152,35 @@ def init_store() -> None:
         raise click.ClickException(str(exc)) from None
     retention = f"{s.retention_s} s" if s.retention_s else "none"
     click.echo(f"store ready: {s.describe_store()} (retention: {retention})")
+
+
+@main.command("init-topics")
+def init_topics() -> None:
+    """Create every topic the worker reads or writes (events, dead letters, alerts, live,
+    run updates, the run table's changelog) if missing, with LINEAGE_PARTITIONS and
+    LINEAGE_TOPIC_REPLICATION, and wait until the cluster shows each one whole. Safe to
+    repeat. Fails, naming the topic, if an existing one has the wrong partition count.
+
+    Deployments run this once before the workers (compose/ does); a worker also does it
+    at start.
+    """
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from ..failures import describe
+    from ..runtime import resolve_bootstrap
+    from ..topics import TopicMismatch, ensure_topics, worker_topics
+
+    s = resolve_bootstrap(_settings())
+    _logging(s.log_level)
+    specs = worker_topics(s)
+    try:
+        states = asyncio.run(ensure_topics(s.bootstrap, specs, replication=s.topic_replication))
+    except TopicMismatch as exc:
+        raise click.ClickException(str(exc)) from None
+    except (KafkaError, TimeoutError) as exc:
+        raise click.ClickException(f"topics not ready: {describe(exc)}") from None
+    for spec in specs:
+        click.echo(f"{spec.name:48} {states[spec.name].partitions:3} partitions  {spec.role}")
+    click.echo(f"topics ready on {s.bootstrap} (replication {s.topic_replication})")

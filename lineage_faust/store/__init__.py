@@ -19,6 +19,7 @@ from .base import (
     Store,
     StoredEvent,
     StoreError,
+    StoreRefused,
 )
 
 
@@ -60,6 +61,7 @@ __all__ = [
     "SchemaError",
     "Store",
     "StoreError",
+    "StoreRefused",
     "StoredEvent",
     "open_store",
     "store_for",

@@ -37,6 +37,11 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (connection, lock, timeout): retry later."""
 
 
+class StoreRefused(RuntimeError):
+    """The store refused this value (too large, invalid for its schema): writing it again
+    can never succeed. The caller isolates the value and accounts for it another way."""
+
+
 class SchemaError(RuntimeError):
     """The store's schema is missing or newer than this code: retrying will not help."""
 
@@ -119,7 +124,9 @@ class DeadLetter:
     field: str | None
     received_at: datetime
     key: bytes | None
-    value: bytes | None
+    value: bytes | None  # the first 64 KiB (dead_letters.STORED_VALUE_BYTES)
+    value_bytes: int | None = None  # the whole value's length (None: rows of older versions)
+    value_sha256: str | None = None  # of the whole value, hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from .base import (
     Store,
     StoredEvent,
     StoreError,
+    StoreRefused,
     open_cursor,
     run_time,
     seal_cursor,
@@ -147,7 +148,7 @@ _DATASET_IO_COLUMNS = (
 )
 _DEAD_LETTER_COLUMNS = (
     "sourceTopic, sourcePartition, sourceOffset, reason, detail, fieldPath, receivedAt, "
-    "messageKey, messageValue"
+    "messageKey, messageValue, valueBytes, valueSha256"
 )
 
 
@@ -217,7 +218,7 @@ def _statements(ks: str) -> dict[str, str]:
         ),
         "insert_dead_letter": (
             f"INSERT INTO {ks}.dead_letters (bucket, {_DEAD_LETTER_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         "select_dead_letters": (
             f"SELECT {_DEAD_LETTER_COLUMNS} FROM {ks}.dead_letters WHERE bucket = ? LIMIT ?"
@@ -330,6 +331,7 @@ class CassandraStore(Store):
         self._in_flight = asyncio.Semaphore(options.max_in_flight)
         self._known_buckets: set[tuple[str, str, datetime]] = set()
         self._errors: tuple[type[BaseException], ...] = ()
+        self._refusals: tuple[type[BaseException], ...] = ()
 
     def __repr__(self) -> str:
         return f"CassandraStore({','.join(self.options.hosts)}/{self.options.keyspace})"
@@ -380,9 +382,16 @@ class CassandraStore(Store):
     async def open(self) -> None:
         if self._session is not None:
             return
-        from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+        from cassandra import (
+            DriverException,
+            InvalidRequest,
+            OperationTimedOut,
+            RequestExecutionException,
+        )
         from cassandra.cluster import NoHostAvailable
         from cassandra.connection import ConnectionException
+
+        self._refusals = (InvalidRequest,)  # e.g. "Rejected an oversized mutation"
 
         # Worth retrying: the cluster is slow, overloaded or (partly) unreachable.
         self._errors = (
@@ -443,6 +452,17 @@ class CassandraStore(Store):
                 session.execute(creates[name])
             self._cluster.refresh_schema_metadata()
             existing = self._existing_tables()
+        for name, columns in schema.ADDED_COLUMNS.items():
+            table = existing.get(name.lower())
+            for column, kind in columns:
+                if table is not None and column.lower() not in table.columns:
+                    if not o.create_schema:
+                        raise SchemaError(
+                            f"{o.keyspace}.{name} lacks column {column}; "
+                            "run `lineage-faust init-store`"
+                        )
+                    log.info("cassandra: adding column %s.%s", name, column)
+                    session.execute(f"ALTER TABLE {o.keyspace}.{name} ADD {column} {kind}")
         for name in schema.DATA_TABLES:
             table = existing.get(name.lower())
             current = table.options.get("default_time_to_live", 0) if table is not None else 0
@@ -537,6 +557,10 @@ class CassandraStore(Store):
                 except Exception as exc:  # refused (invalid, unauthorized): retrying won't help
                     if paging_state is not None:
                         raise InvalidCursor("pagingState was refused by the store") from exc
+                    writing = not name.startswith(("select", "count"))
+                    if writing and isinstance(exc, self._refusals):  # this value, for good
+                        raise StoreRefused(f"cassandra refused {name}: {exc}") from exc
+                    # not authorised, schema changed under us: an operator can mend it
                     raise StoreError(f"cassandra refused {name}: {exc}") from exc
         raise AssertionError("unreachable")
 
@@ -619,6 +643,8 @@ class CassandraStore(Store):
                 _ms(d.received_at),
                 d.key,
                 d.value,
+                d.value_bytes,
+                d.value_sha256,
             )
             calls.append(self._execute("insert_dead_letter", values))
         await asyncio.gather(*calls)
@@ -833,12 +859,9 @@ class CassandraStore(Store):
         found: list[DeadLetter] = []
         for bucket in buckets:
             rows, _ = await self._execute("select_dead_letters", (bucket, limit - len(found)))
-            for topic, partition, offset, reason, detail, field, received, key, value in rows:
-                found.append(
-                    DeadLetter(
-                        topic, partition, offset, reason, detail, field, _utc(received), key, value
-                    )
-                )
+            for row in rows:
+                received = _utc(row[6])
+                found.append(DeadLetter(*row[:6], received, *row[7:9], row[9], row[10]))
             if len(found) >= limit:
                 break
         return found

@@ -49,9 +49,11 @@ from __future__ import annotations
 
 from ..config import CassandraOptions
 
-# 2: runs_by_parent; 3: alerts, alerts_by_day; 4: dataset tables
-# (each created in place by init-store / CREATE_SCHEMA=1)
-SCHEMA_VERSION = 4
+# 2: runs_by_parent; 3: alerts, alerts_by_day; 4: dataset tables; 5: a dead letter's size and
+# hash (each created in place by init-store / CREATE_SCHEMA=1)
+SCHEMA_VERSION = 5
+# columns added to tables of earlier versions (ALTER TABLE ... ADD)
+ADDED_COLUMNS = {"dead_letters": (("valueBytes", "int"), ("valueSha256", "text"))}
 INDEX_GC_GRACE_S = 3 * 3600
 
 # Tables whose rows expire after LINEAGE_RETENTION (default_time_to_live); buckets and
@@ -121,6 +123,7 @@ _TABLES = {
             bucket timestamp, receivedAt timestamp,
             sourceTopic text, sourcePartition int, sourceOffset bigint,
             reason text, detail text, fieldPath text, messageKey blob, messageValue blob,
+            valueBytes int, valueSha256 text,
             PRIMARY KEY ((bucket), receivedAt, sourceTopic, sourcePartition, sourceOffset)
         ) WITH CLUSTERING ORDER BY (receivedAt DESC, sourceTopic ASC, sourcePartition ASC,
                                     sourceOffset ASC) AND {options}""",

@@ -45,6 +45,7 @@ from .base import (
     Store,
     StoredEvent,
     StoreError,
+    StoreRefused,
     open_cursor,
     run_time,
     seal_cursor,
@@ -53,7 +54,7 @@ from .base import (
     status_to_row,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _T = TypeVar("_T")
 
 _SCHEMA = """
@@ -133,6 +134,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     key BLOB,
     value BLOB,
     expiresAt INTEGER,
+    valueBytes INTEGER,
+    valueSha256 TEXT,
     UNIQUE (topic, partition, "offset")
 );
 
@@ -188,6 +191,11 @@ ALTER TABLE run_status ADD COLUMN stateTime INTEGER NOT NULL DEFAULT 0;
 UPDATE run_status SET runTime = COALESCE(startTime, firstEventTime, updatedAt);
 UPDATE run_status SET stateTime = CASE WHEN state IN ('COMPLETE', 'FAIL', 'ABORT')
     THEN COALESCE(endTime, lastEventTime, runTime) ELSE runTime END
+"""
+# Versions 1-4 keep a dead letter's whole value; version 5 its first 64 KiB, size and hash.
+_MIGRATE_TO_5 = """
+ALTER TABLE dead_letters ADD COLUMN valueBytes INTEGER;
+ALTER TABLE dead_letters ADD COLUMN valueSha256 TEXT
 """
 _DATA_TABLES = (
     "events_by_run",
@@ -402,6 +410,8 @@ class SQLiteStore(Store):
             if self._conn is None:
                 self._conn = self._connect()
             return fn(self._conn)
+        except sqlite3.DataError as exc:  # a value SQLite can never hold (SQLITE_TOOBIG)
+            raise StoreRefused(f"sqlite: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite: {exc}") from exc
 
@@ -455,6 +465,9 @@ class SQLiteStore(Store):
                 )
             if found == 1:
                 for statement in _statements(_MIGRATE_FROM_1):
+                    conn.execute(statement)
+            if found is not None and found < 5:
+                for statement in _statements(_MIGRATE_TO_5):
                     conn.execute(statement)
             for statement in _statements(_SCHEMA):
                 conn.execute(statement)
@@ -637,12 +650,14 @@ class SQLiteStore(Store):
                 d.key,
                 d.value,
                 expires,
+                d.value_bytes,
+                d.value_sha256,
             )
             for d in letters
         ]
         await self._write_rows(
             'INSERT INTO dead_letters (topic, partition, "offset", reason, detail, field, '
-            "receivedAt, key, value, expiresAt)",
+            "receivedAt, key, value, expiresAt, valueBytes, valueSha256)",
             rows,
             'ON CONFLICT (topic, partition, "offset") DO UPDATE SET expiresAt=excluded.expiresAt',
         )
@@ -772,12 +787,16 @@ class SQLiteStore(Store):
 
     async def get_dead_letters(self, limit: int) -> list[DeadLetter]:
         sql = (
-            'SELECT topic, partition, "offset", reason, detail, field, receivedAt, key, value '
-            f"FROM dead_letters WHERE {_LIVE} ORDER BY receivedAt DESC, id DESC LIMIT ?"
+            'SELECT topic, partition, "offset", reason, detail, field, receivedAt, key, value, '
+            f"valueBytes, valueSha256 FROM dead_letters WHERE {_LIVE} "
+            "ORDER BY receivedAt DESC, id DESC LIMIT ?"
         )
         params = (_now_us(), limit)
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), r[7], r[8]) for r in rows]
+        return [
+            DeadLetter(*r[:6], _dt(r[6]), r[7], r[8], value_bytes=r[9], value_sha256=r[10])
+            for r in rows
+        ]
 
     # ---- datasets ---------------------------------------------------------------------
     async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
