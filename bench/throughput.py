@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -30,20 +30,34 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.report import (
     Row,
+    children,
     helpers_peak_rss_mb,
     lineage_env,
     peak_rss_mb,
     print_table,
     write_json,
 )
+from bench.targets import (
+    StoreTarget,
+    cassandra_url,
+    cpu_seconds,
+    find_pid,
+    metric,
+    scrape,
+    skipped_cassandra,
+    store_target,
+    terminal_runs,
+    wait_for,
+)
 from bench.workload import describe, workload
-from lineage_faust.broker import EmbeddedBroker
+from lineage_faust.broker import EmbeddedBroker, free_port
 from lineage_faust.keying import message_key
 from lineage_faust.topics import ensure_topics
 
 TOPIC = "bench.events"
 PARTITIONS = 8
 GOAL_RATE = 5_000
+CASSANDRA_GOAL_RATE = 2_500  # one worker, with Cassandra on the same machine
 
 
 async def produce(bootstrap: str, values: list[bytes]) -> float:
@@ -83,59 +97,89 @@ async def raw_consume(bootstrap: str, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def count(db: Path, sql: str) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute(sql).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+@dataclass(frozen=True)
+class EndToEnd:
+    stored_rate: float  # events/s until every distinct event is stored
+    done_rate: float  # events/s until every run's terminal status is stored too
+    worker_rss_mb: float
+    helpers_rss_mb: float
+    worker_cpu_us: float  # worker processes' CPU per event (µs), helpers apart
+    helpers_cpu_us: float
+    store_cpu_us: float | None  # the store's own process (Cassandra's JVM) on this machine
 
 
 def end_to_end(
-    bootstrap: str, workers: int, n_events: int, n_runs: int, tmp: Path
-) -> tuple[float, float, float]:
-    """events/s until every event is stored, and until every run status is; workers' peak RSS."""
+    bootstrap: str,
+    workers: int,
+    n_events: int,
+    run_ids: list[str],
+    tmp: Path,
+    target: StoreTarget,
+) -> EndToEnd:
+    """Real workers through the backlog into ``target``; progress from their counters."""
     tmp.mkdir(parents=True, exist_ok=True)
-    db = tmp / "lineage.db"
+    ports = [free_port() for _ in range(workers)]
     env = lineage_env(
         bootstrap,
         TOPIC,
-        LINEAGE_STORE=f"sqlite:///{db}",
+        **target.env(),
         LINEAGE_PARTITIONS=str(PARTITIONS),
-        LINEAGE_APP_ID=f"bench-{workers}w",
+        LINEAGE_APP_ID=f"bench-{workers}w-{target.name.lower()}",
         LINEAGE_LOG_LEVEL="INFO",
     )
     logs = [tmp / f"worker-{i}.log" for i in range(workers)]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "lineage_faust", "worker"],
-            env={**env, "LINEAGE_DATA_DIR": str(tmp / f"data-{i}")},
+            env={
+                **env,
+                "LINEAGE_DATA_DIR": str(tmp / f"data-{i}"),
+                "LINEAGE_WORKER_PORT": str(port),
+            },
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        for i, log in enumerate(logs)
+        for i, (log, port) in enumerate(zip(logs, ports, strict=True))
     ]
+    store_pid = find_pid("CassandraDaemon") if target.name == "Cassandra" else None
     try:
         while not all(b"Worker]: Ready" in log.read_bytes() for log in logs):
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"a worker exited: {logs[0].read_text()[-2000:]}")
             time.sleep(0.02)
         start = time.perf_counter()
-        last = 0
-        while (stored := count(db, "SELECT count(*) FROM events_by_run")) < n_events:
-            if stored != last:
+        cpu_start = [cpu_seconds(p.pid) for p in procs]
+        helpers_start = sum(cpu_seconds(c) for p in procs for c in children(p.pid))
+        store_start = cpu_seconds(store_pid) if store_pid else 0.0
+        last = 0.0
+
+        def stored() -> bool:
+            nonlocal last
+            text = scrape(ports)
+            count = metric(text, "lineage_worker_events_stored_total", 'kind="run"')
+            if count != last:
                 print(
-                    f"  {workers} worker(s): stored {stored}/{n_events}  ",
+                    f"  {workers} worker(s), {target.name}: stored {count:.0f}/{n_events}  ",
                     end="\r",
                     file=sys.stderr,
                 )
-                last = stored
-            time.sleep(0.05)
+                last = count
+            return count >= n_events
+
+        wait_for(stored, 1800, "every event stored", 0.05)
         stored_at = time.perf_counter() - start
-        sql = "SELECT count(*) FROM run_status WHERE state IN ('COMPLETE','FAIL')"
-        while count(db, sql) < n_runs:
-            time.sleep(0.05)
+
+        def folded() -> bool:
+            text = scrape(ports)
+            ended = metric(text, "lineage_worker_run_state_changes_total", 'state="COMPLETE"')
+            ended += metric(text, "lineage_worker_run_state_changes_total", 'state="FAIL"')
+            return ended >= len(run_ids)
+
+        wait_for(folded, 1800, "every run's terminal state", 0.05)
         done_at = time.perf_counter() - start
+        worker_cpu = sum(cpu_seconds(p.pid) for p in procs) - sum(cpu_start)
+        helpers_cpu = sum(cpu_seconds(c) for p in procs for c in children(p.pid)) - helpers_start
+        store_cpu = cpu_seconds(store_pid) - store_start if store_pid else None
         rss = max(peak_rss_mb(p.pid) for p in procs)
         helpers_rss = max(helpers_peak_rss_mb(p.pid) for p in procs)
     finally:
@@ -144,7 +188,20 @@ def end_to_end(
         for p in procs:
             p.wait(30)
     print(file=sys.stderr)
-    return n_events / stored_at, n_events / done_at, rss, helpers_rss
+    # the store itself says every run is there (not only the workers' counters)
+    done = asyncio.run(terminal_runs(target.url, run_ids))
+    if done != len(run_ids):
+        raise RuntimeError(f"{target.name}: {done} of {len(run_ids)} runs have a final state")
+    per_event = 1e6 / n_events
+    return EndToEnd(
+        n_events / stored_at,
+        n_events / done_at,
+        rss,
+        helpers_rss,
+        worker_cpu * per_event,
+        helpers_cpu * per_event,
+        store_cpu * per_event if store_cpu is not None else None,
+    )
 
 
 def noop_faust(bootstrap: str, n: int, *options: str) -> float:
@@ -168,7 +225,8 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
         f"{info['avg_kb']:.1f} KB avg), {info['runs']:,} runs, {os.cpu_count()} cores",
         file=sys.stderr,
     )
-    n_stored, n_runs = int(info["distinct_events"]), int(info["runs"])
+    n_stored = int(info["distinct_events"])
+    run_ids = sorted({orjson.loads(v)["run"]["runId"] for v in values})
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp_dir, EmbeddedBroker() as broker:
         tmp = keep or Path(tmp_dir)
@@ -185,39 +243,68 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
             Row("ceiling: no-op Faust agent", noop, "events/s"),
             Row("no-op Faust agent set up as the worker's (eager, lean)", noop_eager, "events/s"),
         ]
-        for n in workers:
-            stored, done, rss, helpers_rss = end_to_end(
-                broker.bootstrap, n, n_stored, n_runs, tmp / f"{n}w"
-            )
-            label = f"{n} worker{'s' if n > 1 else ''}"
-            # the goals are for one worker process; more workers are reported beside them
-            rows += [
-                Row(f"end to end, {label}: events stored", stored, "events/s", noop, "no-op Faust"),
-                Row(
-                    f"end to end, {label}: stored + run states",
-                    done,
-                    "events/s",
-                    noop,
-                    "no-op Faust",
-                    *(
-                        (
-                            f">= {GOAL_RATE:,}/s and >= 0.5 x no-op",
-                            done >= GOAL_RATE and done >= noop / 2,
-                        )
-                        if n == 1
-                        else ()
-                    ),
-                ),
-                Row(
-                    f"end to end, {label}: stored + run states, against the eager no-op",
-                    done,
-                    "events/s",
-                    noop_eager,
-                    "eager no-op",
-                ),
-                Row(f"end to end, {label}: worker peak RSS", rss, "MB"),
-                Row(f"end to end, {label}: its helper processes' peak RSS", helpers_rss, "MB"),
-            ]
+        kinds = ["sqlite"] + (["cassandra"] if cassandra_url() else [])
+        for kind in kinds:
+            for n in workers:
+                with store_target(kind, tmp / f"{kind}-{n}w") as target:
+                    rows += end_to_end_rows(
+                        target,
+                        n,
+                        noop,
+                        noop_eager,
+                        end_to_end(
+                            broker.bootstrap, n, n_stored, run_ids, tmp / f"{kind}-{n}w", target
+                        ),
+                    )
+        if not cassandra_url():
+            print(skipped_cassandra(), file=sys.stderr)
+            rows.append(Row(skipped_cassandra(), float("nan"), ""))
+    return rows
+
+
+def end_to_end_rows(
+    target: StoreTarget, n: int, noop: float, noop_eager: float, result: EndToEnd
+) -> list[Row]:
+    label = f"{n} worker{'s' if n > 1 else ''}, {target.name}"
+    # the throughput goals are for one worker process on the embedded stack (SQLite)
+    goal: tuple = ()
+    if n == 1 and target.name == "SQLite":
+        met = result.done_rate >= GOAL_RATE and result.done_rate >= noop / 2
+        goal = (f">= {GOAL_RATE:,}/s and >= 0.5 x no-op", met)
+    elif n == 1:
+        goal = (f">= {CASSANDRA_GOAL_RATE:,}/s", result.done_rate >= CASSANDRA_GOAL_RATE)
+    rows = [
+        Row(
+            f"end to end, {label}: events stored",
+            result.stored_rate,
+            "events/s",
+            noop,
+            "no-op Faust",
+        ),
+        Row(
+            f"end to end, {label}: stored + run states",
+            result.done_rate,
+            "events/s",
+            noop,
+            "no-op Faust",
+            *goal,
+        ),
+        Row(
+            f"end to end, {label}: stored + run states, against the eager no-op",
+            result.done_rate,
+            "events/s",
+            noop_eager,
+            "eager no-op",
+        ),
+        Row(f"end to end, {label}: worker CPU per event", result.worker_cpu_us, "µs"),
+        Row(f"end to end, {label}: its helpers' CPU per event", result.helpers_cpu_us, "µs"),
+        Row(f"end to end, {label}: worker peak RSS", result.worker_rss_mb, "MB"),
+        Row(f"end to end, {label}: its helper processes' peak RSS", result.helpers_rss_mb, "MB"),
+    ]
+    if result.store_cpu_us is not None:
+        rows.append(
+            Row(f"end to end, {label}: the store's own CPU per event", result.store_cpu_us, "µs")
+        )
     return rows
 
 

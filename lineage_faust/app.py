@@ -216,6 +216,16 @@ def make_app(
         write_seconds.labels("events").observe(written.seconds)
         return written
 
+    async def store_in_turn(
+        batch: Batch, messages: list[RawMessage], after: asyncio.Future | None
+    ) -> Written:
+        """A batch's store writes, after the previous batch's. Which events of a batch are
+        new is read from the store (Cassandra reads before it writes): two batches in flight
+        with the same event would both count it as new if their writes overlapped."""
+        if after is not None and batch.written is None:
+            await asyncio.shield(after)
+        return await retrying("store batch", partial(store_batch, batch, messages))
+
     def dead_letter_sender(rejected: list[Rejected]) -> SendEachOnce:
         budget = min(settings.dlq_max_message_bytes, settings.producer_max_request_bytes)
         letters = [r.dlq_message(budget) for r in rejected]
@@ -268,7 +278,19 @@ def make_app(
         on_held=stats.metrics.ingest_held_back.inc,
     )
 
-    async def ingest_batch(events: list[faust.EventT]) -> None:
+    async def ingest_batch(
+        events: list[faust.EventT], after: asyncio.Future | None, stored: asyncio.Future
+    ) -> None:
+        """``after``: resolved once the previous batch is stored; ``stored``: this one's."""
+        try:
+            await ingest_in_turn(events, after, stored)
+        finally:
+            if not stored.done():
+                stored.set_result(None)
+
+    async def ingest_in_turn(
+        events: list[faust.EventT], after: asyncio.Future | None, stored: asyncio.Future
+    ) -> None:
         messages = [
             RawMessage(
                 m.value, m.key, m.topic, m.partition, m.offset, tuple(m.headers or ()), m.timestamp
@@ -279,10 +301,11 @@ def make_app(
         rejected = list(batch.rejected)
         # Store writes and broker sends are independent: run them concurrently.
         written, _, _ = await asyncio.gather(
-            retrying("store batch", partial(store_batch, batch, messages)),
+            store_in_turn(batch, messages, after),
             send_each_once("send dead letters", dead_letter_sender(rejected)),
             forward_updates(batch),
         )
+        stored.set_result(None)
         refused = batch.rejected[len(rejected) :]  # events the store refused for good
         if refused:
             await send_each_once("send dead letters", dead_letter_sender(refused))
@@ -302,9 +325,11 @@ def make_app(
         # take_events lost a wake-up after a crash-restart and stalled the stream for good.)
         # Pipelined: while one batch's store writes and sends are in flight (SQLite works in
         # its own thread, the broker over the network), the next batch is parsed. Batches are
-        # acknowledged strictly in order, each only once its own work is done.
+        # acknowledged strictly in order, each only once its own work is done, and stored in
+        # order (store_in_turn).
         manual = stream.noack()
         pending: list[faust.EventT] = []
+        last_stored: asyncio.Future | None = None
         in_flight: collections.deque[tuple[asyncio.Task, list[faust.EventT]]] = collections.deque()
 
         async def finish_oldest() -> None:
@@ -322,7 +347,10 @@ def make_app(
                         continue
                     await finish_oldest()  # acknowledge promptly what is already done
                     continue
-                in_flight.append((asyncio.ensure_future(ingest_batch(pending)), pending))
+                stored = asyncio.get_running_loop().create_future()
+                task = asyncio.ensure_future(ingest_batch(pending, last_stored, stored))
+                in_flight.append((task, pending))
+                last_stored = stored
                 pending = []
                 while len(in_flight) > INGEST_PIPELINE_DEPTH or (
                     in_flight and manual.channel.empty() and not pending

@@ -44,13 +44,7 @@ def drop_keyspace(keyspace: str) -> None:
     from lineage_faust.config import parse_cassandra
     from lineage_faust.store.cassandra import CassandraStore
 
-    store = CassandraStore(parse_cassandra(cassandra_url(keyspace), os.environ))
-    cluster = store._make_cluster()
-    try:
-        session = cluster.connect()
-        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
+    CassandraStore(parse_cassandra(cassandra_url(keyspace), os.environ)).drop_keyspace()
 
 
 def use_store(kind: str, db_path: object, env: dict[str, str]) -> tuple[str, str | None]:

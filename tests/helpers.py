@@ -99,6 +99,20 @@ class ExternalBroker:
     embedded: bool = False
 
 
+async def create_big_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
+    """A topic that takes messages of up to 32 MB: Kafka's default (~1 MB) would refuse the
+    oversized messages some tests send, before the worker could see them."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        config = {"max.message.bytes": str(32 * 1024 * 1024)}
+        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=config)])
+    finally:
+        await admin.close()
+
+
 def up_env(name: str) -> dict[str, str]:
     """What `lineage-faust up` needs to run a test on the external Kafka, if one is set, with
     topics and a group of its own; empty: `up` starts its embedded broker."""

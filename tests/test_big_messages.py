@@ -23,7 +23,6 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from lineage_faust.broker import free_port, wait_for_port
 from lineage_faust.store import open_store
@@ -35,7 +34,15 @@ from .cassandra_support import (
     needs_cassandra,
     new_keyspace,
 )
-from .helpers import EXTERNAL_KAFKA, Stack, clean_env, run_cli, up_env, wait_until
+from .helpers import (
+    EXTERNAL_KAFKA,
+    Stack,
+    clean_env,
+    create_big_topic,
+    run_cli,
+    up_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -106,16 +113,6 @@ async def read_topic(bootstrap: str, topic: str, until: int, timeout_s: float = 
         await consumer.stop()
 
 
-async def big_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        config = {"max.message.bytes": str(32 * 1024 * 1024)}
-        await admin.create_topics([NewTopic(topic, 4, 1, topic_configs=config)])
-    finally:
-        await admin.close()
-
-
 def stored_runs(db: Path, run_ids: set[str]) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
         rows = conn.execute("SELECT runId FROM run_status WHERE state = 'COMPLETE'").fetchall()
@@ -134,7 +131,7 @@ def test_big_messages_are_dead_lettered_once_and_never_stop_the_pipeline(tmp_pat
     )
     topic = env.get("LINEAGE_TOPIC", "openlineage.events")
     if EXTERNAL_KAFKA:  # Kafka takes ~1 MB by default: this test's events topic takes 32 MB
-        asyncio.run(big_topic(EXTERNAL_KAFKA, topic))
+        asyncio.run(create_big_topic(EXTERNAL_KAFKA, topic))
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
         [sys.executable, "-m", "lineage_faust", "up"],
@@ -251,6 +248,8 @@ def test_an_event_cassandra_refuses_is_dead_lettered_and_the_pipeline_goes_on(
         LINEAGE_WORKER_PORT=str(port),
         **cassandra_env(),
     )
+    if not stack.embedded:  # Kafka takes ~1 MB by default
+        asyncio.run(create_big_topic(stack.bootstrap, stack.topic))
     worker = stack.spawn("worker")
     try:
         wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")

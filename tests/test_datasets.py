@@ -141,8 +141,12 @@ def test_last_good_write_failed_attempt_readers_and_impact(
         assert [j["name"] for j in impact["downstreamJobs"]] == [READER]
 
         # the Airflow samples name no datasets: a failed DAG run impacts nothing known
-        failed = api.get("/api/v1/runs", params={"state": "FAIL", "namespace": "airflow_ol_corpus"})
-        dag_fail = next(r for r in failed.json()["runs"] if r["parentRunId"] is None)
+        def failed_dag_runs() -> list[dict]:
+            params = {"state": "FAIL", "namespace": "airflow_ol_corpus"}
+            found = api.get("/api/v1/runs", params=params).json()["runs"]
+            return [r for r in found if r["parentRunId"] is None]
+
+        dag_fail = wait_until(failed_dag_runs, 60, "the samples' failed DAG run")[0]
         nothing = api.get(f"/api/v1/runs/{dag_fail['runId']}/impact").json()
         assert nothing["expectedOutputs"] == [] and nothing["downstreamJobs"] == []
         assert api.get("/api/v1/runs/no-such-run/impact").status_code == 404

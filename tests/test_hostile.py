@@ -20,7 +20,7 @@ from lineage_faust.broker import free_port
 from lineage_faust.model import Rejection, ValidEvent, parse_event
 from lineage_faust.triage import RawMessage, triage
 
-from .helpers import Stack, run_cli, wait_until
+from .helpers import Stack, create_big_topic, run_cli, wait_until
 from .hostile import mutations, structured
 
 LIMIT = 1 << 20
@@ -97,6 +97,8 @@ def test_a_worker_fed_hostile_input_accounts_for_every_message(stack: Stack) -> 
     reasons, valid = classify(corpus)
     port = free_port()
     stack.extra_env["LINEAGE_WORKER_PORT"] = str(port)
+    if not stack.embedded:  # the corpus has a 2 MB message: more than Kafka takes by default
+        asyncio.run(create_big_topic(stack.bootstrap, stack.topic))
     worker = stack.spawn("worker")
     try:
         wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")

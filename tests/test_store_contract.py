@@ -104,6 +104,20 @@ async def test_event_writes_are_idempotent_and_say_what_was_new(store: Store) ->
     assert sorted(e.event_id for e in page.events) == sorted(e.event_id for e in events)
 
 
+async def test_overlapping_writes_of_one_event_count_it_as_new_once(store: Store) -> None:
+    """Two batches in flight that carry the same events (a redelivery): the accounting is
+    exact, as the rows are."""
+    events = make_events("run-overlap", 30)
+    for _ in range(3):
+        counts = await asyncio.gather(
+            store.write_events(events[:20]),
+            store.write_events(events[10:]),
+            store.write_events(events),
+        )
+        assert sum(counts) == (30 if _ == 0 else 0), counts
+    assert await store.count_events("run-overlap") == 30
+
+
 @pytest.mark.parametrize("page_size", [1, 7, 250])
 async def test_paging_returns_each_event_once_newest_first(store: Store, page_size: int) -> None:
     events = make_events("run-paged", 1000)

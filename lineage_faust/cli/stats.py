@@ -9,10 +9,25 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ..config import Settings
 from ..store import store_for
+from ..topics import describe
+
+
+async def topic_states(bootstrap: str, topic: str) -> dict:
+    """The topic's partition count, if it exists (never creating it, as a metadata request
+    for one topic would on a cluster that auto-creates topics)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return {}
+        return await describe(admin, [topic])
+    finally:
+        await admin.close()
 
 
 def worker_accounting(url: str) -> dict[str, Any] | str:
@@ -25,13 +40,18 @@ def worker_accounting(url: str) -> dict[str, Any] | str:
 
 async def topic_positions(settings: Settings) -> list[tuple[int, int, int | None]] | str:
     """(partition, end offset, group's committed offset) of the events topic."""
+    try:
+        states = await topic_states(settings.bootstrap, settings.topic)
+    except KafkaError as exc:
+        return f"unavailable ({type(exc).__name__})"
+    if not states:
+        return "no such topic"
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
     )
     try:
         await consumer.start()
-        partitions = consumer.partitions_for_topic(settings.topic) or set()
-        tps = [TopicPartition(settings.topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(settings.topic, p) for p in range(states[settings.topic].partitions)]
         ends = await consumer.end_offsets(tps)
         return [(tp.partition, ends[tp], await consumer.committed(tp)) for tp in tps]
     except KafkaError as exc:
@@ -70,6 +90,7 @@ def report(settings: Settings, worker_url: str | None) -> tuple[str, bool]:
     lines.append(f"topic {settings.topic}, group {settings.app_id}:")
     if isinstance(positions, str):
         lines.append(f"  {positions}")
+        ok = False
     else:
         for partition, end, committed in positions:
             # (the embedded broker can under-report the end offset: never a negative lag)

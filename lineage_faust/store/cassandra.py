@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -332,11 +333,32 @@ class CassandraStore(Store):
         self._known_buckets: set[tuple[str, str, datetime]] = set()
         self._errors: tuple[type[BaseException], ...] = ()
         self._refusals: tuple[type[BaseException], ...] = ()
+        self._accounting = asyncio.Lock()  # write_events' read-then-write, one call at a time
 
     def __repr__(self) -> str:
         return f"CassandraStore({','.join(self.options.hosts)}/{self.options.keyspace})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled unopened: a session and its threads belong to the process that opens it
+        return (partial(CassandraStore, self.options, retention_s=self.retention_s), ())
+
+    def for_helper(self) -> CassandraStore:
+        # Cassandra takes writes from any number of processes: the triage helper writes each
+        # batch's events, dead letters and dataset links itself, on a session of its own
+        return CassandraStore(self.options, retention_s=self.retention_s)
+
     # ---- connection and schema ----------------------------------------------------------
+    def drop_keyspace(self) -> None:
+        """Drop this store's keyspace and everything in it (tests and benchmarks: a fresh
+        keyspace each). Blocking; on a connection of its own."""
+        cluster = self._make_cluster()
+        try:
+            cluster.connect().execute(
+                f"DROP KEYSPACE IF EXISTS {self.options.keyspace}", timeout=120
+            )
+        finally:
+            cluster.shutdown()
+
     def _make_cluster(self) -> Any:
         from cassandra import ConsistencyLevel
         from cassandra.auth import PlainTextAuthProvider
@@ -588,18 +610,28 @@ class CassandraStore(Store):
         for e in events:
             by_run.setdefault((e.run_id,), []).append(e.event_id)
         # Writes are upserts: what was there already is read first (for the accounting;
-        # a repeat within the batch counts as a duplicate too).
+        # a repeat within the batch counts as a duplicate too). One call reads and writes at
+        # a time: two calls with the same event, overlapping, would both count it as new.
         distinct = sum(len(set(ids)) for ids in by_run.values())
-        stored_before = await self._count_stored("select_stored_event_ids", by_run)
-        await asyncio.gather(
-            *(
-                self._execute(
-                    "insert_event",
-                    (e.event_id, e.run_id, e.job_name, e.source, e.event_time, e.status, e.event),
+        async with self._accounting:
+            stored_before = await self._count_stored("select_stored_event_ids", by_run)
+            await asyncio.gather(
+                *(
+                    self._execute(
+                        "insert_event",
+                        (
+                            e.event_id,
+                            e.run_id,
+                            e.job_name,
+                            e.source,
+                            e.event_time,
+                            e.status,
+                            e.event,
+                        ),
+                    )
+                    for e in events
                 )
-                for e in events
             )
-        )
         return distinct - stored_before
 
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
@@ -623,8 +655,9 @@ class CassandraStore(Store):
             )
             calls.append(self._execute("insert_non_run", values))
         distinct = sum(len(set(ids)) for ids in groups.values())
-        stored_before = await self._count_stored("select_stored_non_run_ids", groups)
-        await asyncio.gather(*calls)
+        async with self._accounting:  # as write_events
+            stored_before = await self._count_stored("select_stored_non_run_ids", groups)
+            await asyncio.gather(*calls)
         return distinct - stored_before
 
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
