@@ -166,7 +166,7 @@ def end_to_end(
                 last = count
             return count >= n_events
 
-        wait_for(stored, 1800, "every event stored", 0.05)
+        wait_for(stored, 1800, "every event stored", 0.25)
         stored_at = time.perf_counter() - start
 
         def folded() -> bool:
@@ -175,7 +175,7 @@ def end_to_end(
             ended += metric(text, "lineage_worker_run_state_changes_total", 'state="FAIL"')
             return ended >= len(run_ids)
 
-        wait_for(folded, 1800, "every run's terminal state", 0.05)
+        wait_for(folded, 1800, "every run's terminal state", 0.25)
         done_at = time.perf_counter() - start
         worker_cpu = sum(cpu_seconds(p.pid) for p in procs) - sum(cpu_start)
         helpers_cpu = sum(cpu_seconds(c) for p in procs for c in children(p.pid)) - helpers_start
@@ -217,7 +217,12 @@ def noop_faust(bootstrap: str, n: int, *options: str) -> float:
     raise RuntimeError(f"no-op Faust agent gave no rate: {out.stderr[-2000:]}")
 
 
-def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row]:
+def run(
+    n_events: int,
+    workers: list[int],
+    keep: Path | None = None,
+    stores: tuple[str, ...] = ("sqlite", "cassandra"),
+) -> list[Row]:
     values = list(workload(n_events))
     info = describe(values)
     print(
@@ -243,7 +248,7 @@ def run(n_events: int, workers: list[int], keep: Path | None = None) -> list[Row
             Row("ceiling: no-op Faust agent", noop, "events/s"),
             Row("no-op Faust agent set up as the worker's (eager, lean)", noop_eager, "events/s"),
         ]
-        kinds = ["sqlite"] + (["cassandra"] if cassandra_url() else [])
+        kinds = [k for k in stores if k == "sqlite" or cassandra_url()]
         for kind in kinds:
             for n in workers:
                 with store_target(kind, tmp / f"{kind}-{n}w") as target:
@@ -313,8 +318,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--keep", type=Path, help="keep the workers' logs and store here")
+    parser.add_argument(
+        "--stores",
+        nargs="+",
+        choices=["sqlite", "cassandra"],
+        default=["sqlite", "cassandra"],
+        help="cassandra needs LINEAGE_STORE=cassandra://host:port/ks",
+    )
     args = parser.parse_args()
-    rows = run(args.events, args.workers, args.keep)
+    rows = run(args.events, args.workers, args.keep, tuple(args.stores))
     print_table(rows)
     write_json("throughput", rows, events=args.events)
 
