@@ -34,7 +34,7 @@ from bench.report import (
     rss_mb,
     write_json,
 )
-from bench.throughput import count
+from bench.targets import sqlite_count as count
 from lineage_faust.broker import EmbeddedBroker, free_port
 from lineage_faust.topics import ensure_topics
 

@@ -123,3 +123,16 @@ def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.1) -> Non
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached in {timeout_s:.0f} s")
         time.sleep(interval_s)
+
+
+def sqlite_count(db: Path, sql: str) -> int:
+    """A count from a SQLite store file, read-only (0 while the file or table is missing)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bench.memory import produce
-from bench.throughput import count
+from bench.targets import sqlite_count as count
 from lineage_faust.backpressure import should_hold
 from lineage_faust.broker import free_port
 
