@@ -240,9 +240,9 @@ def _statements(ks: str) -> dict[str, str]:
             "VALUES (?, ?, ?, ?, false) IF NOT EXISTS"
         ),
         "select_alert": f"SELECT alert, published FROM {ks}.alerts WHERE alertId = ?",
-        "mark_alert_published": (
-            f"UPDATE {ks}.alerts SET published = true WHERE alertId = ? IF EXISTS"
-        ),
+        # a plain upsert, not a lightweight transaction: an alert is marked only after it was
+        # recorded (and a Paxos round per alert was a good part of the node's work)
+        "mark_alert_published": f"UPDATE {ks}.alerts SET published = true WHERE alertId = ?",
         "insert_alert_by_day": (
             f"INSERT INTO {ks}.alerts_by_day (bucket, raisedAt, alertId, severity, alert) "
             "VALUES (?, ?, ?, ?, ?)"
@@ -1120,7 +1120,8 @@ class CassandraStore(Store):
         return [self._io_row(r) for r in rows]
 
     # ---- alerts -------------------------------------------------------------------------
-    async def _record_alert(self, alert: Alert) -> Alert | None:
+    async def _record_alert(self, alert: Alert) -> tuple[Alert, str] | None:
+        """The alert as first recorded (and its text) unless published already."""
         text = orjson.dumps(alert.to_dict()).decode()
         raised = _ms(alert.raised_at)
         rows, _ = await self._execute(
@@ -1130,28 +1131,27 @@ class CassandraStore(Store):
             found, _ = await self._execute("select_alert", (alert.alert_id,))
             if not found or found[0][1]:
                 return None  # published already
-            alert = Alert.from_dict(orjson.loads(found[0][0]))
-            text, raised = found[0][0], _ms(alert.raised_at)
-        bucket = day_bucket(raised)
-        noted: list = []
-        writes: list = []
-        self._note_bucket("alerts", "", bucket, writes, noted)
-        await self._write_by_partition(writes)
-        self._remember_buckets(noted)
-        await self._execute(
-            "insert_alert_by_day", (bucket, raised, alert.alert_id, alert.severity, text)
-        )
-        return alert
+            return Alert.from_dict(orjson.loads(found[0][0])), found[0][0]
+        return alert, text
 
     async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         unique = list({a.alert_id: a for a in alerts}.values())
-        recorded = await asyncio.gather(*(self._record_alert(a) for a in unique))
-        return [a for a in recorded if a is not None]
+        recorded = [r for r in await asyncio.gather(*map(self._record_alert, unique)) if r]
+        noted: list = []
+        writes: list = []
+        for alert, text in recorded:
+            raised = _ms(alert.raised_at)
+            bucket = day_bucket(raised)
+            self._note_bucket("alerts", "", bucket, writes, noted)
+            row = (bucket, raised, alert.alert_id, alert.severity, text)
+            writes.append(("insert_alert_by_day", bucket, row))
+        await self._write_by_partition(writes)
+        self._remember_buckets(noted)
+        return [alert for alert, _ in recorded]
 
     async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None:
-        await asyncio.gather(
-            *(self._execute("mark_alert_published", (i,)) for i in dict.fromkeys(alert_ids))
-        )
+        ids = dict.fromkeys(alert_ids)
+        await self._write_by_partition([("mark_alert_published", i, (i,)) for i in ids])
 
     async def list_alerts(
         self, query: AlertQuery, limit: int, cursor: str | None = None
