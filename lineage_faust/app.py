@@ -311,7 +311,7 @@ def make_app(
             await send_each_once("send dead letters", dead_letter_sender(refused))
         for r in batch.rejected:
             if r.rejection.reason == "store_refused":
-                health.refused("store events", StoreRefused(r.rejection.detail))
+                health.refused("store events", r.rejection.detail)
         log_dead_letters(batch.rejected)
         stats.record_batch(batch, written)
         await valve.adjust()  # track_runs may now trail by too much: stop fetching events

@@ -60,6 +60,9 @@ async def write_refusing(
     try:
         return [await write(rows)], {}
     except StoreRefused as exc:
+        if exc.rows is not None:  # the store wrote the others, and says which it refused
+            log.warning("the store refused %d %s (%s)", len(exc.rows), what, describe(exc))
+            return [exc.new], dict.fromkeys(exc.rows, describe(exc))  # type: ignore[list-item]
         log.warning("the store refused %s (%s): writing them one by one", what, describe(exc))
         return await write_each(write, rows)
 

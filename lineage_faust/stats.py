@@ -105,10 +105,11 @@ class Health:
     def recovered(self, what: str) -> None:
         self.failing.pop(what, None)
 
-    def refused(self, what: str, error: BaseException) -> None:
+    def refused(self, what: str, error: BaseException | str) -> None:
         now = time.time()
         first, _, count, _ = self.refusals.get(what, (now, now, 0, ""))
-        self.refusals[what] = (first, now, count + 1, describe(error))
+        text = error if isinstance(error, str) else describe(error)
+        self.refusals[what] = (first, now, count + 1, text)
 
     @property
     def ok(self) -> bool:

@@ -133,7 +133,7 @@ class Batch:
             (self.non_run_events, self.non_run_sources, non_run_events),
         ):
             for position in sorted(refused):
-                rejection = Rejection("store_refused", f"the store refused it: {why}")
+                rejection = Rejection("store_refused", why)
                 self.rejected.append(Rejected(messages[sources[position]], rejection))
             kept[:] = [e for i, e in enumerate(kept) if i not in refused]
             sources[:] = [m for i, m in enumerate(sources) if i not in refused]

@@ -84,6 +84,19 @@ _BATCH_BYTES = 2 * 1024  # of values: Cassandra's size of the mutation is about 
 _SMALL_ROW_BYTES = 1024
 
 
+@dataclass(slots=True)
+class _Write:
+    """A statement of a bulk write, the positions of the rows it carries in the call, and
+    for a batch its rows (to write them one by one when Cassandra refuses the batch)."""
+
+    name: str
+    statement: Any
+    positions: list[int]
+    rows: list[tuple[tuple, list[int]]] | None = None
+    error: BaseException | None = None
+    row: tuple = ()  # a single row's (name, *values)
+
+
 # ---- time buckets --------------------------------------------------------------------------
 def hour_bucket(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
@@ -611,99 +624,140 @@ class CassandraStore(Store):
         go to Cassandra as one UNLOGGED batch, which is one mutation (applied atomically, no
         batchlog, and no batch size warning: that is for batches spanning partitions).
         py-spy put the worker's time on the Cassandra path mostly in per-statement driver and
-        asyncio overhead; a run-status group's index rows share few partitions."""
-        from cassandra.query import BatchStatement, BatchType
+        asyncio overhead; a run-status group's index rows share few partitions.
 
-        by_partition: dict[Hashable, dict[tuple, None]] = {}
-        for name, key, values in writes:
+        Rows Cassandra refuses for good (an oversized mutation) are found by writing the
+        rows of a refused batch one by one; every other row is written, and ``StoreRefused``
+        names the refused ones (positions in ``writes``)."""
+        by_partition: dict[Hashable, dict[tuple, list[int]]] = {}
+        for position, (name, key, values) in enumerate(writes):
             # the same row written twice in a call: once
-            by_partition.setdefault(key, {})[(name, *values)] = None
-        statements: list[tuple[str, Any]] = []
-        alone: list[tuple[str, Any]] = []  # the only row of its partition
+            by_partition.setdefault(key, {}).setdefault((name, *values), []).append(position)
+        statements: list[_Write] = []
+        alone: list[_Write] = []  # the only row of its partition
         for rows in by_partition.values():
-            items = list(rows)
+            items = list(rows.items())
             for start in range(0, len(items), _BATCH_ROWS):
                 chunk = items[start : start + _BATCH_ROWS]
                 if len(chunk) == 1:
-                    name, *values = chunk[0]
-                    alone.append((name, self._bind(name, values)))
+                    (name, *values), positions = chunk[0]
+                    row = (name, *values)
+                    alone.append(_Write(name, self._bind(name, values), positions, row=row))
                     continue
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for name, *values in chunk:
+                batch = self._new_batch()
+                for (name, *values), _ in chunk:
                     batch.add(self._bind(name, values))
-                batch.is_idempotent = True  # every row is an upsert or delete by full key
-                statements.append((f"batch of {chunk[0][0]}", batch))
+                covered = [p for _, positions in chunk for p in positions]
+                statements.append(_Write(f"batch of {chunk[0][0][0]}", batch, covered, chunk))
         statements += self._small_batches(alone)
-        await self._run_all(statements)
+        refused = await self._run_all(statements)
+        if not refused:
+            return
+        # isolate: each row of a refused batch alone
+        singles = [
+            _Write(name, self._bind(name, values), positions)
+            for write in refused
+            for (name, *values), positions in (write.rows or [])
+        ]
+        refused = [w for w in refused if not w.rows] + await self._run_all(singles)
+        if refused:
+            positions = {p for w in refused for p in w.positions}
+            raise StoreRefused(
+                f"cassandra refused {refused[0].name}: {refused[0].error}", positions
+            )
 
-    def _small_batches(self, alone: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    async def _write_all(self, writes: Sequence[tuple[str, Hashable, Sequence[Any]]]) -> None:
+        """``_write_by_partition`` for calls whose rows are not the caller's one for one (they
+        carry bucket rows too): a refusal names no rows, and the caller writes its rows one
+        by one to find the refused one (every write here is idempotent)."""
+        try:
+            await self._write_by_partition(writes)
+        except StoreRefused as exc:
+            raise StoreRefused(str(exc)) from exc
+
+    @staticmethod
+    def _new_batch() -> Any:
+        from cassandra.query import BatchStatement, BatchType
+
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.is_idempotent = True  # every row is an upsert or delete by full key
+        return batch
+
+    def _small_batches(self, alone: list[_Write]) -> list[_Write]:
         """Small rows of different partitions owned by the same replicas (run statuses,
         index and bucket rows: a few hundred bytes each) go in UNLOGGED batches that stay
         under Cassandra's warnings for batches spanning partitions: at most
         ``unlogged_batch_across_partitions_warn_threshold`` (10) partitions and
         ``batch_size_warn_threshold`` (5 KiB). Sent token-aware, to one of those replicas,
         a batch is a tenth of the statements for the driver and the node to handle."""
-        from cassandra.query import BatchStatement, BatchType
-
         metadata = self._cluster.metadata
         keyspace = self.options.keyspace
-        statements: list[tuple[str, Any]] = []
-        open_batches: dict[tuple, tuple[Any, int]] = {}  # replicas -> (batch, its bytes)
-        for name, bound in alone:
+        statements: list[_Write] = []
+        open_batches: dict[tuple, tuple[_Write, int]] = {}  # replicas -> (batch, its bytes)
+        for write in alone:
+            bound = write.statement
             size = sum(len(v) for v in bound.values if isinstance(v, bytes))
             if size > _SMALL_ROW_BYTES:
-                statements.append((name, bound))
+                statements.append(write)
                 continue
             replicas = tuple(sorted(str(h.endpoint) for h in metadata.get_replicas(
                 keyspace, bound.routing_key)))  # fmt: skip
-            batch, used = open_batches.get(replicas, (None, 0))
-            if batch is None or len(batch) >= _PARTITIONS_PER_BATCH or used + size > _BATCH_BYTES:
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                batch.is_idempotent = True
-                statements.append((f"batch of rows like {name}", batch))
+            current, used = open_batches.get(replicas, (None, 0))
+            if (
+                current is None
+                or len(current.statement) >= _PARTITIONS_PER_BATCH
+                or used + size > _BATCH_BYTES
+            ):
+                current = _Write(f"batch of rows like {write.name}", self._new_batch(), [], [])
+                statements.append(current)
                 used = 0
-            batch.add(bound)
-            open_batches[replicas] = (batch, used + size)
+            current.statement.add(bound)
+            current.positions.extend(write.positions)
+            assert current.rows is not None
+            current.rows.append((write.row, write.positions))
+            open_batches[replicas] = (current, used + size)
         return statements
 
-    async def _run_all(self, statements: list[tuple[str, Any]]) -> None:
+    async def _run_all(self, statements: list[_Write]) -> list[_Write]:
         """Many writes at once through the driver's own concurrent executor, in a thread:
         no asyncio future, task or loop wake-up per statement. Failures worth retrying are
-        retried (those statements only), as ``_run`` does."""
+        retried (those statements only), as ``_run`` does; the statements refused for good
+        are returned (their ``error`` set); any other failure raises ``StoreError``."""
         from cassandra.concurrent import execute_concurrent
 
         if self._session is None:
             raise StoreError("store is not open")
-        pending = statements
+        pending, refused = statements, []
         delay = _FIRST_BACKOFF_S
         for attempt in range(1, _RETRIES + 1):
             if not pending:
-                return
+                return refused
             results = await asyncio.to_thread(
                 execute_concurrent,
                 self._session,
-                [(statement, None) for _, statement in pending],
+                [(w.statement, None) for w in pending],
                 concurrency=self.options.max_in_flight,
                 raise_on_first_error=False,
             )
-            failed = [
-                (item, result)
-                for item, (ok, result) in zip(pending, results, strict=True)
-                if not ok
-            ]
-            for (name, _), exc in failed:
-                if not isinstance(exc, self._errors):
-                    if isinstance(exc, self._refusals):  # this value, for good
-                        raise StoreRefused(f"cassandra refused {name}: {exc}") from exc
-                    raise StoreError(f"cassandra refused {name}: {exc}") from exc
-            pending = [item for item, _ in failed]
+            failed = []
+            for write, (ok, result) in zip(pending, results, strict=True):
+                if ok:
+                    continue
+                if isinstance(result, self._errors):
+                    failed.append(write)
+                elif isinstance(result, self._refusals):  # this value, for good
+                    write.error = result
+                    refused.append(write)
+                else:
+                    raise StoreError(f"cassandra refused {write.name}: {result}") from result
+            pending = failed
             if pending and attempt < _RETRIES:
                 log.debug("cassandra: %d writes failed; retry in %.1fs", len(pending), delay)
                 await asyncio.sleep(delay)
                 delay *= 2
         if pending:
-            name, _ = pending[0]
-            raise StoreError(f"cassandra {name}: {len(pending)} writes failed")
+            raise StoreError(f"cassandra {pending[0].name}: {len(pending)} writes failed")
+        return refused
 
     def _note_bucket(
         self, scope: str, name: str, bucket: datetime, writes: list, noted: list
@@ -720,11 +774,11 @@ class CassandraStore(Store):
             self._known_buckets.clear()
         self._known_buckets.update(noted)
 
-    async def _count_stored_events(self, by_run: dict[tuple, list[uuid.UUID]]) -> int:
-        """How many of these events are stored already: a read per ~20 runs, each naming its
-        runs and their event ids (an event id belongs to one run, so the pairs found are the
-        stored events). One read per run was half of the statements writing a batch, and a
-        statement costs the Python driver 130-170 µs of CPU (measured here)."""
+    async def _stored_events(self, by_run: dict[tuple, list[uuid.UUID]]) -> set[tuple]:
+        """Which of these events are stored already, as (run id, event id): a read per ~20
+        runs, each naming its runs and their event ids (an event id belongs to one run, so
+        the pairs found are the stored events). One read per run was half the statements
+        writing a batch, and a statement costs the Python driver 130-170 µs of CPU here."""
         wanted = {(run_id, event_id) for (run_id,), ids in by_run.items() for event_id in ids}
         runs = [run_id for (run_id,) in by_run]
         reads = []
@@ -733,14 +787,22 @@ class CassandraStore(Store):
             ids = list({event_id for run_id in chunk for event_id in by_run[(run_id,)]})
             reads.append(self._execute("select_stored_event_pairs", (chunk, ids)))
         found = await asyncio.gather(*reads)
-        return len({(r, e) for rows, _ in found for r, e in rows} & wanted)
+        return {(r, e) for rows, _ in found for r, e in rows} & wanted
 
-    async def _count_stored(self, name: str, groups: dict[tuple, list[uuid.UUID]]) -> int:
-        """How many of these ids are stored already: one single-partition read per group."""
+    async def _stored_ids(self, name: str, groups: dict[tuple, list[uuid.UUID]]) -> set[tuple]:
+        """Which of these ids are stored already, as (*group key, id): a read per group."""
+        keys = list(groups)
         found = await asyncio.gather(
-            *(self._execute(name, (*key, list(dict.fromkeys(ids)))) for key, ids in groups.items())
+            *(self._execute(name, (*key, list(dict.fromkeys(groups[key])))) for key in keys)
         )
-        return sum(len(rows) for rows, _ in found)
+        return {(*key, row[0]) for key, (rows, _) in zip(keys, found, strict=True) for row in rows}
+
+    @staticmethod
+    def _new_count(
+        written: set[tuple], stored: set[tuple], keys: list[tuple], exc: StoreRefused | None
+    ) -> int:
+        refused = {keys[p] for p in (exc.rows or ())} if exc is not None else set()
+        return len(written - stored - refused)
 
     async def write_events(self, events: Sequence[StoredEvent]) -> int:
         if not events:
@@ -748,10 +810,7 @@ class CassandraStore(Store):
         by_run: dict[tuple, list[uuid.UUID]] = {}
         for e in events:
             by_run.setdefault((e.run_id,), []).append(e.event_id)
-        # Writes are upserts: what was there already is read first (for the accounting;
-        # a repeat within the batch counts as a duplicate too). One call reads and writes at
-        # a time: two calls with the same event, overlapping, would both count it as new.
-        distinct = sum(len(set(ids)) for ids in by_run.values())
+        keys = [(e.run_id, e.event_id) for e in events]
         writes = [
             (
                 "insert_event",
@@ -760,10 +819,17 @@ class CassandraStore(Store):
             )
             for e in events
         ]
+        # Writes are upserts: what was there already is read first (for the accounting;
+        # a repeat within the batch counts as a duplicate too). One call reads and writes at
+        # a time: two calls with the same event, overlapping, would both count it as new.
         async with self._accounting:
-            stored_before = await self._count_stored_events(by_run)
-            await self._write_by_partition(writes)
-        return distinct - stored_before
+            stored = await self._stored_events(by_run)
+            try:
+                await self._write_by_partition(writes)
+            except StoreRefused as exc:  # the others were written: which of them were new
+                new = self._new_count(set(keys), stored, keys, exc)
+                raise StoreRefused(str(exc), exc.rows, new) from exc
+        return self._new_count(set(keys), stored, keys, None)
 
     async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
         if not events:
@@ -771,19 +837,26 @@ class CassandraStore(Store):
         groups: dict[tuple, list[uuid.UUID]] = {}
         noted: list = []
         writes: list[tuple[str, Hashable, Sequence[Any]]] = []
+        keys = []
         for e in events:
             bucket = month_bucket(e.event_time)
             key = (e.namespace, e.name, bucket)
             groups.setdefault(key, []).append(e.event_id)
-            self._note_bucket("non_run", f"{e.namespace}\n{e.name}", bucket, writes, noted)
+            keys.append((*key, e.event_id))
             values = (*key, e.event_id, e.kind, e.source, e.event_time, e.event)
             writes.append(("insert_non_run", key, values))
-        distinct = sum(len(set(ids)) for ids in groups.values())
+        for key in groups:  # after the events: their positions are those of ``events``
+            self._note_bucket("non_run", f"{key[0]}\n{key[1]}", key[2], writes, noted)
         async with self._accounting:  # as write_events
-            stored_before = await self._count_stored("select_stored_non_run_ids", groups)
-            await self._write_by_partition(writes)
+            stored = await self._stored_ids("select_stored_non_run_ids", groups)
+            try:
+                await self._write_by_partition(writes)
+            except StoreRefused as exc:
+                rows = {p for p in exc.rows or () if p < len(events)}
+                new = self._new_count(set(keys), stored, keys, StoreRefused("", rows))
+                raise StoreRefused(str(exc), rows, new) from exc
         self._remember_buckets(noted)
-        return distinct - stored_before
+        return self._new_count(set(keys), stored, keys, None)
 
     async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         noted: list = []
@@ -806,7 +879,7 @@ class CassandraStore(Store):
                 d.value_sha256,
             )
             writes.append(("insert_dead_letter", bucket, values))
-        await self._write_by_partition(writes)
+        await self._write_all(writes)
         self._remember_buckets(noted)
 
     async def write_run_statuses(
@@ -814,14 +887,14 @@ class CassandraStore(Store):
     ) -> None:
         previous = previous or {}
         # The status rows first: a listing verifies index rows against them.
-        await self._write_by_partition(
+        await self._write_all(
             [("insert_status", s.run_id, status_to_row(s, lambda at: at)) for s in statuses]
         )
         noted: list = []
         writes: list[tuple[str, Hashable, Sequence[Any]]] = []
         for status in statuses:
             self._index_writes(status, previous.get(status.run_id), writes, noted)
-        await self._write_by_partition(writes)
+        await self._write_all(writes)
         self._remember_buckets(noted)
 
     def _index_writes(
@@ -1053,7 +1126,7 @@ class CassandraStore(Store):
             writes.append(("insert_dataset_job", ("ds", ns, name), dataset_job))
             job_dataset = (job_ns, job, direction, ns, name, at)
             writes.append(("insert_job_dataset", ("job", job_ns, job), job_dataset))
-        await self._write_by_partition(writes)
+        await self._write_all(writes)
         self._remember_buckets(noted)
 
     @staticmethod
@@ -1145,13 +1218,13 @@ class CassandraStore(Store):
             self._note_bucket("alerts", "", bucket, writes, noted)
             row = (bucket, raised, alert.alert_id, alert.severity, text)
             writes.append(("insert_alert_by_day", bucket, row))
-        await self._write_by_partition(writes)
+        await self._write_all(writes)
         self._remember_buckets(noted)
         return [alert for alert, _ in recorded]
 
     async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None:
         ids = dict.fromkeys(alert_ids)
-        await self._write_by_partition([("mark_alert_published", i, (i,)) for i in ids])
+        await self._write_all([("mark_alert_published", i, (i,)) for i in ids])
 
     async def list_alerts(
         self, query: AlertQuery, limit: int, cursor: str | None = None
