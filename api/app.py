@@ -12,8 +12,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from lineage_faust import __version__
-from lineage_faust.config import ConfigError, Settings, refuse_open_bind
 from lineage_faust.retry import retry_forever
+from lineage_faust.settings import ConfigError, Settings, refuse_open_bind
 from lineage_faust.store import Store, StoreError, store_for
 
 from .auth import Authenticator, authenticated

@@ -19,7 +19,7 @@ from fastapi.security import (
     HTTPBearer,
 )
 
-from lineage_faust.config import ApiAuth
+from lineage_faust.settings import ApiAuth
 
 from .errors import ApiError
 

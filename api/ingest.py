@@ -18,11 +18,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from lineage_faust.config import Settings
-from lineage_faust.keying import message_key
-from lineage_faust.model import Rejection, parse_event
-from lineage_faust.producer import event_producer
+from lineage_faust.domain.keying import message_key
+from lineage_faust.domain.model import Rejection, parse_event
+from lineage_faust.kafka.producer import event_producer
 from lineage_faust.retry import retry_forever
+from lineage_faust.settings import Settings
 
 log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 15.0

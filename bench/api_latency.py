@@ -29,12 +29,12 @@ import httpx
 
 from bench.report import Row, lineage_env, peak_rss_mb, print_table, write_json
 from bench.workload import workload
-from lineage_faust.broker import free_port, wait_for_port
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.runstate import RunUpdate, fold
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.domain.records import status_from_state
+from lineage_faust.domain.runstate import RunUpdate, fold
+from lineage_faust.kafka.embedded import free_port, wait_for_port
 from lineage_faust.store import StoredEvent
-from lineage_faust.store.base import status_from_state
-from lineage_faust.store.sqlite import SQLiteStore
+from lineage_faust.store.sqlite.store import SQLiteStore
 
 GOAL_P99_MS = {1: 10.0, 4: 25.0}
 CHUNK = 20_000  # events parsed and written at a time (whole DAG runs mostly; the rest folds on)

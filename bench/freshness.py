@@ -25,10 +25,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.report import Row, lineage_env, peak_rss_mb, print_table, write_json
 from bench.workload import workload
-from lineage_faust.broker import EmbeddedBroker, free_port, wait_for_port
-from lineage_faust.keying import message_key
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.topics import ensure_topics
+from lineage_faust.domain.keying import message_key
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.kafka.embedded import EmbeddedBroker, free_port, wait_for_port
+from lineage_faust.kafka.topics import ensure_topics
 
 TOPIC = "bench.fresh"
 PROBE_EVERY = 100  # few enough that polling does not load the API it measures

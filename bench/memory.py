@@ -35,8 +35,8 @@ from bench.report import (
     write_json,
 )
 from bench.targets import sqlite_count as count
-from lineage_faust.broker import EmbeddedBroker, free_port
-from lineage_faust.topics import ensure_topics
+from lineage_faust.kafka.embedded import EmbeddedBroker, free_port
+from lineage_faust.kafka.topics import ensure_topics
 
 TOPIC = "bench.memory"
 PARTITIONS = 8

@@ -4,8 +4,8 @@
 
 Prints the events/s between the first and the N-th event, then exits. Stock Faust (the
 ceiling the goals name); with ``--eager``, with the worker's own Faust set-up (eager
-delivery on its transport, lineage_faust/delivery.py; raw schema and lean monitor,
-lineage_faust/lean_faust.py), for comparison.
+delivery on its transport, lineage_faust/faust_patches/delivery.py; raw schema and lean monitor,
+lineage_faust/faust_patches/lean.py), for comparison.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def main() -> None:
     bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     scheme, app_options, topic_options = "kafka", {}, {}
     if "--eager" in sys.argv[4:]:
-        from lineage_faust.lean_faust import LeanMonitor, RawSchema
-        from lineage_faust.transport import SCHEME as scheme
+        from lineage_faust.faust_patches.lean import LeanMonitor, RawSchema
+        from lineage_faust.faust_patches.transport import SCHEME as scheme
 
         app_options, topic_options = {"Monitor": LeanMonitor}, {"schema": RawSchema()}
     app = faust.App(

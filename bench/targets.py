@@ -60,8 +60,8 @@ def store_target(kind: str, tmp: Path) -> Iterator[StoreTarget]:
 
 
 def _drop_keyspace(url: str, keyspace: str) -> None:
-    from lineage_faust.config import parse_cassandra
-    from lineage_faust.store.cassandra import CassandraStore
+    from lineage_faust.settings import parse_cassandra
+    from lineage_faust.store.cassandra.store import CassandraStore
 
     CassandraStore(parse_cassandra(url, os.environ)).drop_keyspace()
 

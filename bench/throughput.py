@@ -50,9 +50,9 @@ from bench.targets import (
     wait_for,
 )
 from bench.workload import describe, workload
-from lineage_faust.broker import EmbeddedBroker, free_port
-from lineage_faust.keying import message_key
-from lineage_faust.topics import ensure_topics
+from lineage_faust.domain.keying import message_key
+from lineage_faust.kafka.embedded import EmbeddedBroker, free_port
+from lineage_faust.kafka.topics import ensure_topics
 
 TOPIC = "bench.events"
 PARTITIONS = 8

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from lineage_faust.synth import load_lines
+from lineage_faust.samples import load_lines
 
 CONCURRENT_DAG_RUNS = 20
 DAGS = 200  # distinct DAG names: job histories fill up as the workload runs

@@ -1,3 +1,3 @@
-from .cli.main import main
+from lineage_faust.cli.main import main
 
 main()

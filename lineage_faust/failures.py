@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from aiokafka import errors as kafka
 
-from .store.base import StoreRefused
+from lineage_faust.store.errors import StoreRefused
 
 # A record that can never be written, whatever the broker's state.
 RECORD_REFUSED = (

@@ -9,10 +9,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .failures import describe, is_permanent
+from lineage_faust.failures import describe, is_permanent
 
 if TYPE_CHECKING:
-    from .stats import Health
+    from lineage_faust.worker.accounting import Health
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

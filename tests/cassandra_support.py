@@ -41,8 +41,8 @@ def cassandra_env() -> dict[str, str]:
 
 
 def drop_keyspace(keyspace: str) -> None:
-    from lineage_faust.config import parse_cassandra
-    from lineage_faust.store.cassandra import CassandraStore
+    from lineage_faust.settings import parse_cassandra
+    from lineage_faust.store.cassandra.store import CassandraStore
 
     CassandraStore(parse_cassandra(cassandra_url(keyspace), os.environ)).drop_keyspace()
 

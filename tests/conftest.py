@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lineage_faust.broker import EmbeddedBroker
+from lineage_faust.kafka.embedded import EmbeddedBroker
 
 from .helpers import EXTERNAL_KAFKA, ExternalBroker, Stack
 

@@ -17,8 +17,8 @@ import tempfile
 import faust
 import orjson
 
-from lineage_faust import delivery
-from lineage_faust.transport import EMBEDDED_SCHEME
+from lineage_faust.faust_patches import delivery
+from lineage_faust.faust_patches.transport import EMBEDDED_SCHEME
 
 
 def main() -> None:

@@ -15,14 +15,14 @@ from typing import TypeVar
 
 import httpx
 
-from lineage_faust.broker import free_port, wait_for_port
+from lineage_faust import samples
+from lineage_faust.kafka.embedded import free_port, wait_for_port
 
 T = TypeVar("T")
 # an Apache Kafka to run the broker-dependent tests on, on the real-Kafka code path
 # (LINEAGE_EMBEDDED_BROKER=0); unset: the embedded broker (Tansu), started by the tests
 EXTERNAL_KAFKA = os.environ.get("LINEAGE_TEST_KAFKA_BOOTSTRAP", "").strip()
-FIXTURES = Path(__file__).parent / "fixtures"
-SAMPLES = FIXTURES / "airflow-3.3.2-provider-2.20.3.jsonl"
+SAMPLES = samples.SAMPLES  # the recorded Airflow events, shipped with the package
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

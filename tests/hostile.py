@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from lineage_faust.synth import load_lines
+from lineage_faust.samples import load_lines
 
 WRONG_VALUES: list[Any] = [None, 0, -1, 1.5, True, "", "x", [], {}, [1, "a"], {"a": {}}, "9" * 400]
 REQUIRED = [

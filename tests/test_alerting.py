@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from lineage_faust.alerting import (
+from lineage_faust.domain.alerting import (
     AlertRules,
     Kind,
     Limits,
@@ -17,9 +17,9 @@ from lineage_faust.alerting import (
     typical_duration_ms,
     will_retry,
 )
-from lineage_faust.config import ConfigError, parse_settings
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.runstate import RunState, RunUpdate, fold
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.domain.runstate import RunState, RunUpdate, fold
+from lineage_faust.settings import ConfigError, parse_settings
 
 from .helpers import SAMPLES
 

@@ -12,10 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.runstate import RunUpdate, fold
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.domain.records import status_from_state
+from lineage_faust.domain.runstate import RunUpdate, fold
 from lineage_faust.store import StoredEvent, open_store
-from lineage_faust.store.base import status_from_state
 
 from .cassandra_support import STORE_KINDS, drop_keyspace, use_store
 from .helpers import SAMPLES, Stack

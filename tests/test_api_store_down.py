@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from lineage_faust.broker import free_port, wait_for_port
+from lineage_faust.kafka.embedded import free_port, wait_for_port
 
 from .helpers import Stack
 

@@ -13,8 +13,8 @@ import pytest
 from api.auth import Authenticator
 from api.ingest import BodyError, BodyTooLarge, gunzip, read_events
 from api.summary import summarise
-from lineage_faust.config import ConfigError, parse_api_auth, refuse_open_bind
-from lineage_faust.keying import message_key
+from lineage_faust.domain.keying import message_key
+from lineage_faust.settings import ConfigError, parse_api_auth, refuse_open_bind
 
 from .helpers import SAMPLES
 from .runs_data import run_status

@@ -10,8 +10,8 @@ import pytest
 
 from bench.memory import produce
 from bench.targets import sqlite_count as count
-from lineage_faust.backpressure import should_hold
-from lineage_faust.broker import free_port
+from lineage_faust.kafka.embedded import free_port
+from lineage_faust.worker.backpressure import should_hold
 
 from .helpers import Stack, samples, wait_until
 

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from lineage_faust.broker import free_port, wait_for_port
+from lineage_faust.kafka.embedded import free_port, wait_for_port
 from lineage_faust.store import open_store
 
 from .cassandra_support import (

@@ -13,9 +13,9 @@ import pytest
 from cassandra import InvalidRequest, OperationTimedOut, Unavailable
 from cassandra.cluster import NoHostAvailable
 
-from lineage_faust.config import parse_cassandra
+from lineage_faust.settings import parse_cassandra
 from lineage_faust.store import StoreError
-from lineage_faust.store.cassandra import CassandraStore
+from lineage_faust.store.cassandra.store import CassandraStore
 
 
 class FakeResponseFuture:

@@ -13,9 +13,9 @@ import re
 
 import pytest
 
-from lineage_faust.config import parse_cassandra
-from lineage_faust.store import cassandra_schema as schema
-from lineage_faust.store.cassandra import _statements
+from lineage_faust.settings import parse_cassandra
+from lineage_faust.store.cassandra import schema
+from lineage_faust.store.cassandra.store import _statements
 
 cql3 = pytest.importorskip("cqlshlib.cql3handling", reason="cqlsh (dev extra) not installed")
 

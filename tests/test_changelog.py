@@ -1,7 +1,7 @@
 """The live table's changelog after a backlog: every run's last record is its final state.
 
 track_runs writes a group's table changes and sends their changelog records itself, in
-record batches per partition (lineage_faust/table_writes.py), instead of key by key through
+record batches per partition (lineage_faust/faust_patches/table_writes.py), instead of key by key through
 Faust; a record lost or sent out of order would leave a run's older state last in the
 changelog (or none at all), and a worker taking the partition over would recover that."""
 
@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from faust.stores.rocksdb import Store as RocksDBStore
 from rocksdict import AccessType, Rdict
 
-from lineage_faust.topics import ensure_topics
+from lineage_faust.kafka.topics import ensure_topics
 
 from .helpers import Stack, wait_until
 from .test_crash import Stream, produce

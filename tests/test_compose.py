@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-import lineage_faust.config as config_module
+import lineage_faust.settings as config_module
 from lineage_faust.cli.main import main as cli
-from lineage_faust.config import parse_settings, refuse_open_bind
+from lineage_faust.settings import parse_settings, refuse_open_bind
 
 COMPOSE = Path(__file__).parent.parent / "compose"
 SPEC = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())

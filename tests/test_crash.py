@@ -22,11 +22,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from lineage_faust.broker import free_port
-from lineage_faust.keying import message_key
+from lineage_faust.domain.keying import message_key
+from lineage_faust.kafka.embedded import free_port
+from lineage_faust.samples import fresh_copies, load_lines
 from lineage_faust.store import open_store
-from lineage_faust.store.base import AlertQuery
-from lineage_faust.synth import fresh_copies, load_lines
+from lineage_faust.store.queries import AlertQuery
 
 from .cassandra_support import STORE_KINDS, drop_keyspace, use_store
 from .helpers import Proc, Stack, wait_until
@@ -119,7 +119,7 @@ def accounting(port: int) -> dict | None:
 
 
 def assert_every_offset_delivered(*workers: Proc) -> None:
-    for worker in workers:  # see lineage_faust/recovery.py
+    for worker in workers:  # see lineage_faust/faust_patches/recovery.py
         assert "were never delivered" not in worker.log(), worker.name
 
 

@@ -13,8 +13,8 @@ import pytest
 from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
 from openlineage.client.facet_v2 import output_statistics_output_dataset
 
-from lineage_faust.datasets import dataset_io
-from lineage_faust.model import ValidEvent, parse_event
+from lineage_faust.domain.datasets import dataset_io
+from lineage_faust.domain.model import ValidEvent, parse_event
 
 from .helpers import SAMPLES, Stack, wait_until
 from .olclient import later, new_run_id, run_event

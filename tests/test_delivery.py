@@ -1,4 +1,4 @@
-"""Eager delivery (lineage_faust/delivery.py): the callback's first step runs in the
+"""Eager delivery (lineage_faust/faust_patches/delivery.py): the callback's first step runs in the
 consumer's loop; only a callback that has to wait becomes a task."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import sys
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from lineage_faust.broker import EmbeddedBroker
-from lineage_faust.delivery import FAUST_LOOP_SHA256, faust_loop_sha256, start_eagerly
-from lineage_faust.topics import ensure_topics
+from lineage_faust.faust_patches.delivery import FAUST_LOOP_SHA256, faust_loop_sha256, start_eagerly
+from lineage_faust.kafka.embedded import EmbeddedBroker
+from lineage_faust.kafka.topics import ensure_topics
 
 
 def test_faust_loop_is_the_one_copied() -> None:

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from lineage_faust.broker import free_port
+from lineage_faust.kafka.embedded import free_port
 
 from .cassandra_support import (
     STORE_KINDS,

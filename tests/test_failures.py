@@ -18,15 +18,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka import errors as kafka
 from faust.exceptions import ProducerSendError
 
-from lineage_faust.broker import EmbeddedBroker
-from lineage_faust.dead_letters import shrink
+from lineage_faust.domain.dead_letters import shrink
+from lineage_faust.domain.triage import RawMessage, triage
 from lineage_faust.failures import is_permanent
+from lineage_faust.kafka.embedded import EmbeddedBroker
 from lineage_faust.retry import retry_forever
-from lineage_faust.sends import SendEachOnce
-from lineage_faust.sink import write_batch
-from lineage_faust.stats import Health
 from lineage_faust.store import StoreError, StoreRefused, open_store
-from lineage_faust.triage import RawMessage, triage
+from lineage_faust.worker.accounting import Health
+from lineage_faust.worker.sends import SendEachOnce
+from lineage_faust.worker.store_writes import write_batch
 
 
 def wrapped(error: Exception) -> Exception:

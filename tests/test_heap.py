@@ -1,4 +1,4 @@
-"""The worker's heap trim (lineage_faust/heap.py) really hands freed memory back: measured as
+"""The worker's heap trim (lineage_faust/worker/heap.py) really hands freed memory back: measured as
 the RSS of a fresh interpreter, with live objects left scattered through the freed heap so
 only a trim of its inside (not of its top) can release it."""
 
@@ -11,7 +11,7 @@ import pytest
 
 PROGRAM = """
 import re
-from lineage_faust.heap import release_free_heap
+from lineage_faust.worker.heap import release_free_heap
 
 def rss_mb():
     return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) // 1024

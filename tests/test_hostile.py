@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lineage_faust.broker import free_port
-from lineage_faust.model import Rejection, ValidEvent, parse_event
-from lineage_faust.triage import RawMessage, triage
+from lineage_faust.domain.model import Rejection, ValidEvent, parse_event
+from lineage_faust.domain.triage import RawMessage, triage
+from lineage_faust.kafka.embedded import free_port
 
 from .helpers import Stack, create_big_topic, run_cli, wait_until
 from .hostile import mutations, structured

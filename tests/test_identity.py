@@ -9,8 +9,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lineage_faust.identity import event_uuid, run_partition, sort_key, uuid_unix_ticks
-from lineage_faust.model import ValidEvent, parse_event
+from lineage_faust.domain.identity import event_uuid, run_partition, sort_key, uuid_unix_ticks
+from lineage_faust.domain.model import ValidEvent, parse_event
 
 from .helpers import SAMPLES
 

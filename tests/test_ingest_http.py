@@ -27,7 +27,7 @@ from openlineage.client.transport.http import (
     HttpTransport,
 )
 
-from lineage_faust.broker import EmbeddedBroker
+from lineage_faust.kafka.embedded import EmbeddedBroker
 
 from .helpers import SAMPLES, Proc, Stack, wait_until
 from .olclient import later, run_event_obj

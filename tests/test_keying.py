@@ -7,7 +7,7 @@ from openlineage.client.event_v2 import RunState
 from openlineage.client.serde import Serde
 from openlineage.client.transport.kafka import KafkaTransport
 
-from lineage_faust.keying import message_key
+from lineage_faust.domain.keying import message_key
 
 from .helpers import SAMPLES
 from .olclient import dataset_event, job_event, new_run_id, run_event_obj

@@ -10,10 +10,10 @@ import pytest
 from faust.types import Message
 from faust.types.tuples import TP
 
-from lineage_faust.app import make_app
-from lineage_faust.config import parse_settings
-from lineage_faust.lean_faust import LeanMonitor, RawSchema
-from lineage_faust.store.sqlite import SQLiteStore
+from lineage_faust.faust_patches.lean import LeanMonitor, RawSchema
+from lineage_faust.settings import parse_settings
+from lineage_faust.store.sqlite.store import SQLiteStore
+from lineage_faust.worker.app import make_app
 
 MESSAGES = [
     (b"run-1", b'{"eventType": "START"}', [("h", b"v")]),

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from lineage_faust.synth import fresh_copies, load_lines, run_ids
+from lineage_faust.samples import fresh_copies, load_lines, run_ids
 
 from .helpers import SAMPLES, Stack, wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from api.routes.stream import stream_items
-from lineage_faust.live import MAX_LIVE_MESSAGE_BYTES, live_messages
+from lineage_faust.domain.live import MAX_LIVE_MESSAGE_BYTES, live_messages
 
 
 def change(i: int, pad: int = 0) -> dict:

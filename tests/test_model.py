@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openlineage.client.event_v2 import RunState
 
-from lineage_faust.model import (
+from lineage_faust.domain.model import (
     DatasetEvent,
     ErrorMessageRunFacet,
     EventType,

@@ -8,8 +8,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.runstate import (
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.domain.runstate import (
     MAX_SEEN,
     RUNNING,
     UNKNOWN,
@@ -186,7 +186,7 @@ def test_revived_run_still_folds_an_in_flight_event_it_has_already_counted() -> 
     are still in flight; those must still move the state, without being counted again."""
     from datetime import UTC, datetime
 
-    from lineage_faust.store.base import state_from_status, status_from_state
+    from lineage_faust.domain.records import state_from_status, status_from_state
 
     started = fold([upd("START", 10)])
     stored = status_from_state(started, datetime.now(UTC))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lineage_faust.broker import EmbeddedBroker
+from lineage_faust.kafka.embedded import EmbeddedBroker
 
 from .helpers import SAMPLES, Stack
 

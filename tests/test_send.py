@@ -9,7 +9,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from lineage_faust.keying import message_key
+from lineage_faust.domain.keying import message_key
 
 from .helpers import SAMPLES, Stack, run_cli
 

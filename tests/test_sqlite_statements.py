@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lineage_faust.store.sqlite import SQLiteStore, _chunks, _padded
+from lineage_faust.store.sqlite.store import SQLiteStore, _chunks, _padded
 from tests.runs_data import T0, run_status
 
 

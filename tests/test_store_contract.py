@@ -18,11 +18,12 @@ import orjson
 import pytest
 import zstandard
 
-from lineage_faust.alerting import Alert, alert_id
-from lineage_faust.datasets import DatasetIO
-from lineage_faust.identity import sort_key
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.runstate import RunUpdate, fold
+from lineage_faust.domain.alerting import Alert, alert_id
+from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.identity import sort_key
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.domain.records import DeadLetter, NonRunEvent, status_from_state
+from lineage_faust.domain.runstate import RunUpdate, fold
 from lineage_faust.store import (
     InvalidCursor,
     RunQuery,
@@ -31,8 +32,8 @@ from lineage_faust.store import (
     StoredEvent,
     open_store,
 )
-from lineage_faust.store.base import AlertQuery, DeadLetter, NonRunEvent, status_from_state
-from lineage_faust.store.sqlite import READERS, SQLiteStore
+from lineage_faust.store.queries import AlertQuery
+from lineage_faust.store.sqlite.store import READERS, SQLiteStore
 
 from .cassandra_support import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
 from .olclient import dataset_event, job_event

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from lineage_faust.broker import free_port
+from lineage_faust.kafka.embedded import free_port
 
 from .helpers import SAMPLES, Stack, wait_until
 

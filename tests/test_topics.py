@@ -19,9 +19,9 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 
-from lineage_faust.broker import free_port
-from lineage_faust.group_coverage import uncovered
-from lineage_faust.topics import TopicState, describe
+from lineage_faust.kafka.embedded import free_port
+from lineage_faust.kafka.topics import TopicState, describe
+from lineage_faust.worker.group_coverage import uncovered
 
 from .helpers import EXTERNAL_KAFKA, SAMPLES, Stack, run_cli, wait_until
 

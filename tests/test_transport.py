@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from lineage_faust.app import make_app
-from lineage_faust.config import EMBEDDED_FETCH_MAX_WAIT_MS, parse_settings
-from lineage_faust.delivery import drain_messages
-from lineage_faust.store.sqlite import SQLiteStore
-from lineage_faust.transport import EmbeddedTransport, Transport
+from lineage_faust.faust_patches.delivery import drain_messages
+from lineage_faust.faust_patches.transport import EmbeddedTransport, Transport
+from lineage_faust.settings import EMBEDDED_FETCH_MAX_WAIT_MS, parse_settings
+from lineage_faust.store.sqlite.store import SQLiteStore
+from lineage_faust.worker.app import make_app
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,13 @@ from datetime import UTC, datetime
 
 import orjson
 
-from lineage_faust.identity import run_partition
-from lineage_faust.triage import MAX_UPDATES_MESSAGE_BYTES, RawMessage, decode_updates, triage
+from lineage_faust.domain.identity import run_partition
+from lineage_faust.domain.triage import (
+    MAX_UPDATES_MESSAGE_BYTES,
+    RawMessage,
+    decode_updates,
+    triage,
+)
 
 from .helpers import SAMPLES
 from .olclient import job_event

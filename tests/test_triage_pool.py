@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lineage_faust.config import parse_settings
-from lineage_faust.store.sqlite import SQLiteStore, pack_text
-from lineage_faust.triage import Batch, RawMessage, triage
-from lineage_faust.triage_pool import INLINE_BELOW, TriagePool
+from lineage_faust.domain.triage import Batch, RawMessage, triage
+from lineage_faust.settings import parse_settings
+from lineage_faust.store.sqlite.store import SQLiteStore, pack_text
+from lineage_faust.worker.triage_pool import INLINE_BELOW, TriagePool
 
 from .helpers import SAMPLES
 from .olclient import job_event, new_run_id, run_event
@@ -192,7 +192,7 @@ def test_a_helper_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:
     """A worker killed with SIGKILL cannot stop its helper: the helper must notice."""
     script = (
         "import sys\nfrom pathlib import Path\n"
-        "from lineage_faust.triage_pool import TriagePool\n"
+        "from lineage_faust.worker.triage_pool import TriagePool\n"
         "pool = TriagePool(1, max_bytes=1 << 20, partitions=4, spill_root=Path(sys.argv[1]))\n"
         "pool.start()\n"
         "pool._executor.submit(int).result()\n"

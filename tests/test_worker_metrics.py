@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from bench.report import children
-from lineage_faust.broker import free_port
-from lineage_faust.model import ValidEvent, parse_event
-from lineage_faust.runstate import RunUpdate, fold
+from lineage_faust.domain.model import ValidEvent, parse_event
+from lineage_faust.domain.runstate import RunUpdate, fold
+from lineage_faust.kafka.embedded import free_port
 
 from .helpers import SAMPLES, Stack, samples, wait_until
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from fastapi import APIRouter, Request, Response
 
-from lineage_faust.store.base import AlertQuery
+from lineage_faust.store.queries import AlertQuery
 
 from ..schemas import AlertList, AlertOut
 from .common import Cursor, Limit, errors, json_response, store_of

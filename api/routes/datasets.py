@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from lineage_faust.datasets import INPUT, OUTPUT
+from lineage_faust.domain.datasets import INPUT, OUTPUT
 from lineage_faust.store import Store
-from lineage_faust.store.base import DatasetLink, DatasetRun
+from lineage_faust.store.queries import DatasetLink, DatasetRun
 
 from ..errors import ApiError
 from ..schemas import (

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from lineage_faust.dead_letters import STORED_VALUE_BYTES
+from lineage_faust.domain.dead_letters import STORED_VALUE_BYTES
 from lineage_faust.store import DeadLetter
 
 from ..schemas import DeadLetterOut, DeadLetters, iso_ms

@@ -1,6 +1,6 @@
 """The live stream: run-state changes and alerts as Server-Sent Events, as they happen.
 
-Fed from the worker's live topic (one partition; see lineage_faust/live.py), not by polling the
+Fed from the worker's live topic (one partition; see lineage_faust/domain/live.py), not by polling the
 store. Every event's id is ``<offset>-<index>``: a client that reconnects with ``Last-Event-ID``
 (browsers' EventSource do so by themselves) resumes right after the last event it saw, so no
 change made while it was away is lost (within the topic's retention).
@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
-from lineage_faust.live import event_id, parse_event_id
+from lineage_faust.domain.live import event_id, parse_event_id
 
 from ..errors import ApiError
 from .common import errors

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..config import ConfigError, Settings, settings
+from lineage_faust.settings import ConfigError, Settings, settings
 
 
 def _settings() -> Settings:
@@ -36,7 +36,7 @@ def main() -> None:
 def up() -> None:
     """Start the whole system on this machine: embedded broker (unless
     LINEAGE_KAFKA_BOOTSTRAP is set), worker and API. Ctrl-C stops everything."""
-    from .up import run_up
+    from lineage_faust.cli.up import run_up
 
     s = _settings()
     _logging(s.log_level)
@@ -48,11 +48,11 @@ def worker() -> None:
     """Run the stream processor (Faust worker) alone. Needs LINEAGE_KAFKA_BOOTSTRAP."""
     from aiokafka.errors import KafkaError
 
-    from ..failures import describe
-    from ..runtime import resolve_bootstrap
-    from ..store import SchemaError
-    from ..topics import TopicMismatch
-    from ..worker import run_worker
+    from lineage_faust.cli.runtime import resolve_bootstrap
+    from lineage_faust.failures import describe
+    from lineage_faust.kafka.topics import TopicMismatch
+    from lineage_faust.store import SchemaError
+    from lineage_faust.worker.run import run_worker
 
     s = resolve_bootstrap(_settings())
     try:
@@ -73,8 +73,8 @@ def stats(worker_url: str | None) -> None:
     """Is everything accounted for? The worker's accounting (consumed = stored + deduplicated
     + dead-lettered), the group's lag on the events topic, and the store's row counts.
     Exits 1 when the accounting does not hold."""
-    from ..runtime import resolve_bootstrap
-    from .stats import report
+    from lineage_faust.cli.runtime import resolve_bootstrap
+    from lineage_faust.cli.stats import report
 
     s = resolve_bootstrap(_settings())
     if worker_url is None and s.worker_port:
@@ -91,8 +91,7 @@ def api() -> None:
     HTTP ingest (POST /api/v1/lineage) produces to LINEAGE_KAFKA_BOOTSTRAP (or the embedded
     broker of a running `up`); without a broker it answers 503 and the rest works."""
     from api.app import run_api
-
-    from ..runtime import resolve_bootstrap
+    from lineage_faust.cli.runtime import resolve_bootstrap
 
     s = resolve_bootstrap(_settings(), required=False)
     _logging(s.log_level)
@@ -103,19 +102,26 @@ def api() -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
+@click.option("--samples", is_flag=True, help="Send the recorded Airflow events shipped with it.")
 @click.option("--topic", help="Topic to produce to (default: LINEAGE_TOPIC).")
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
-def send(paths: tuple[str, ...], topic: str | None, no_progress: bool) -> None:
+def send(paths: tuple[str, ...], samples: bool, topic: str | None, no_progress: bool) -> None:
     """Produce OpenLineage events from JSON / JSON Lines files, or - for stdin.
 
     Every line is sent as is (broken ones too: the worker dead-letters them with a
     reason), keyed as the OpenLineage Kafka transport keys events. Exits non-zero if
-    the broker did not accept every message.
+    the broker did not accept every message. --samples sends three recorded Airflow DAG
+    runs (one succeeds, one fails on both tries of a task, one sleeps and maps a task).
     """
-    from ..runtime import resolve_bootstrap
-    from .send import run_send
+    from lineage_faust.cli.runtime import resolve_bootstrap
+    from lineage_faust.cli.send import run_send
+    from lineage_faust.samples import SAMPLES
 
+    if samples:
+        paths = (*paths, str(SAMPLES))
+    if not paths:
+        raise click.UsageError("name files to send (or - for stdin), or --samples")
     s = resolve_bootstrap(_settings())
     _logging("WARNING")
     sys.exit(run_send(s, paths, topic or s.topic, progress=not no_progress))
@@ -132,7 +138,7 @@ def init_store() -> None:
     import asyncio
     import os
 
-    from ..store import SchemaError, StoreError, open_store
+    from lineage_faust.store import SchemaError, StoreError, open_store
 
     s = _settings()
     _logging(s.log_level)
@@ -168,9 +174,9 @@ def init_topics() -> None:
 
     from aiokafka.errors import KafkaError
 
-    from ..failures import describe
-    from ..runtime import resolve_bootstrap
-    from ..topics import TopicMismatch, ensure_topics, worker_topics
+    from lineage_faust.cli.runtime import resolve_bootstrap
+    from lineage_faust.failures import describe
+    from lineage_faust.kafka.topics import TopicMismatch, ensure_topics, worker_topics
 
     s = resolve_bootstrap(_settings())
     _logging(s.log_level)

@@ -13,9 +13,9 @@ import orjson
 from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
-from ..config import Settings
-from ..keying import message_key
-from ..producer import event_producer
+from lineage_faust.domain.keying import message_key
+from lineage_faust.kafka.producer import event_producer
+from lineage_faust.settings import Settings
 
 IN_FLIGHT = 2000  # messages awaiting the broker's acknowledgement at once
 

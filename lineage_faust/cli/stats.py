@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ..config import Settings
-from ..store import store_for
-from ..topics import describe
+from lineage_faust.kafka.topics import describe
+from lineage_faust.settings import Settings
+from lineage_faust.store import store_for
 
 
 async def topic_states(bootstrap: str, topic: str) -> dict:

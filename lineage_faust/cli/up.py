@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import click
 
-from ..broker import EmbeddedBroker, wait_for_port
-from ..config import Settings, refuse_open_bind
-from ..runtime import broker_file
+from lineage_faust.cli.runtime import broker_file
+from lineage_faust.kafka.embedded import EmbeddedBroker, wait_for_port
+from lineage_faust.settings import Settings, refuse_open_bind
 
 STOP_TIMEOUT_S = 20.0
 
@@ -109,7 +109,7 @@ def run_up(settings: Settings) -> int:
             f"{len(settings.webhooks)} webhook(s)\n"
             f"  auth        {_auth_hint(settings)}\n"
             f"  HTTP ingest POST {api_url}/api/v1/lineage  (OpenLineage HTTP transport)\n"
-            f"  send events lineage-faust send tests/fixtures/airflow-3.3.2-provider-2.20.3.jsonl\n"
+            "  send events lineage-faust send --samples   (or your files, or - for stdin)\n"
             "  stop        Ctrl-C\n",
             err=True,
         )

@@ -5,22 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..config import ConfigError, Settings, parse_cassandra, redact_url
-from .base import (
-    MAX_PAGE_SIZE,
-    DeadLetter,
-    EventPage,
-    InvalidCursor,
-    NonRunEvent,
-    RunPage,
-    RunQuery,
-    RunStatus,
-    SchemaError,
-    Store,
-    StoredEvent,
-    StoreError,
-    StoreRefused,
-)
+from lineage_faust.domain.records import DeadLetter, NonRunEvent, RunStatus, StoredEvent
+from lineage_faust.settings import ConfigError, Settings, parse_cassandra, redact_url
+from lineage_faust.store.errors import InvalidCursor, SchemaError, StoreError, StoreRefused
+from lineage_faust.store.interfaces import MAX_PAGE_SIZE, Store
+from lineage_faust.store.queries import EventPage, RunPage, RunQuery
 
 
 def open_store(
@@ -31,11 +20,11 @@ def open_store(
     ``env`` supplies ``LINEAGE_CASSANDRA_*`` options (default: the process environment).
     """
     if url.startswith("sqlite:///"):
-        from .sqlite import SQLiteStore
+        from lineage_faust.store.sqlite.store import SQLiteStore
 
         return SQLiteStore(url.removeprefix("sqlite:///"), retention_s=retention_s)
     if url.startswith("cassandra://"):
-        from .cassandra import CassandraStore
+        from lineage_faust.store.cassandra.store import CassandraStore
 
         options = parse_cassandra(url, os.environ if env is None else env)
         return CassandraStore(options, retention_s=retention_s)

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from .model import ticks_to_datetime
-from .runstate import RunState
+from lineage_faust.domain.model import ticks_to_datetime
+from lineage_faust.domain.runstate import RunState
 
 ERROR_CHARS = 500
 # Well under Kafka's default 1 MB message limit: one batch's changes and alerts (each alert

@@ -8,12 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .failures import describe
-from .metrics import WorkerMetrics
+from lineage_faust.failures import describe
+from lineage_faust.worker.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from .sink import Written
-    from .triage import Batch
+    from lineage_faust.domain.triage import Batch
+    from lineage_faust.worker.store_writes import Written
 
 
 @dataclass(slots=True)

@@ -32,35 +32,33 @@ from typing import Any
 
 import orjson
 
-from ..alerting import Alert
-from ..config import CassandraOptions
-from ..datasets import DatasetIO
-from . import cassandra_schema as schema
-from .base import (
+from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.records import (
     STATUS_COLUMNS,
+    DeadLetter,
+    NonRunEvent,
+    RunStatus,
+    StoredEvent,
+    run_time,
+    state_time,
+    status_from_row,
+    status_to_row,
+)
+from lineage_faust.settings import CassandraOptions
+from lineage_faust.store.cassandra import schema
+from lineage_faust.store.cursors import open_cursor, seal_cursor
+from lineage_faust.store.errors import InvalidCursor, SchemaError, StoreError, StoreRefused
+from lineage_faust.store.interfaces import Store
+from lineage_faust.store.queries import (
     AlertPage,
     AlertQuery,
     DatasetLink,
     DatasetRun,
     DatasetRunPage,
-    DeadLetter,
     EventPage,
-    InvalidCursor,
-    NonRunEvent,
     RunPage,
     RunQuery,
-    RunStatus,
-    SchemaError,
-    Store,
-    StoredEvent,
-    StoreError,
-    StoreRefused,
-    open_cursor,
-    run_time,
-    seal_cursor,
-    state_time,
-    status_from_row,
-    status_to_row,
 )
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from faust.types import RecordMetadata
 
-from .failures import describe, is_record_refused
+from lineage_faust.failures import describe, is_record_refused
 
 log = logging.getLogger(__name__)
 

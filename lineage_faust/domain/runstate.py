@@ -18,7 +18,7 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .model import (
+from lineage_faust.domain.model import (
     TERMINAL_EVENT_TYPES,
     AirflowRunFacet,
     ErrorMessageRunFacet,

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WrapValidator
 
-from .identity import content_hash, event_uuid
+from lineage_faust.domain.identity import content_hash, event_uuid
 
 
 class EventType(StrEnum):
@@ -231,7 +231,7 @@ class RunEvent(_BaseEvent):
     eventType: EventTypeField = None
     run: Run
     job: Job
-    inputs: Any = None  # read with lineage_faust.datasets (a malformed entry is skipped)
+    inputs: Any = None  # read with lineage_faust.domain.datasets (a malformed entry is skipped)
     outputs: Any = None
 
 

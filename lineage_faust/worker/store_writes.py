@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .failures import describe
-from .store import Store, StoreRefused
-from .triage import Batch, RawMessage
+from lineage_faust.domain.triage import Batch, RawMessage
+from lineage_faust.failures import describe
+from lineage_faust.store import Store, StoreRefused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

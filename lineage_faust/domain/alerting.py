@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from .model import ticks_to_datetime
-from .runstate import RUNNING, RunState
+from lineage_faust.domain.model import ticks_to_datetime
+from lineage_faust.domain.runstate import RUNNING, RunState
 
 ALERT_NAMESPACE = uuid.UUID("6f1d0c3e-4b7a-5d2e-9c1f-0a8b7e6d5c4b")
 

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from .model import (
+from lineage_faust.domain.fast_pickle import pickled_as_arguments
+from lineage_faust.domain.model import (
     DatasetRef,
     DatasetStatisticsFacet,
     JobEvent,
@@ -21,7 +22,6 @@ from .model import (
     ValidEvent,
     facet,
 )
-from .pickling import pickled_as_arguments
 
 INPUT, OUTPUT = "input", "output"
 

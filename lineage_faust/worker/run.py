@@ -13,12 +13,12 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import ConsistencyError
 
-from .app import make_app
-from .config import Settings
-from .retry import retry_forever
-from .store import Store, StoreError, store_for
-from .topics import ensure_topics, worker_topics
-from .triage_pool import TriagePool
+from lineage_faust.kafka.topics import ensure_topics, worker_topics
+from lineage_faust.retry import retry_forever
+from lineage_faust.settings import Settings
+from lineage_faust.store import Store, StoreError, store_for
+from lineage_faust.worker.app import make_app
+from lineage_faust.worker.triage_pool import TriagePool
 
 log = logging.getLogger(__name__)
 

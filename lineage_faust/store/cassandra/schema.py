@@ -47,7 +47,7 @@ which keeps the tombstones of runs that moved on (RUNNING -> COMPLETE) from pili
 
 from __future__ import annotations
 
-from ..config import CassandraOptions
+from lineage_faust.settings import CassandraOptions
 
 # 2: runs_by_parent; 3: alerts, alerts_by_day; 4: dataset tables; 5: a dead letter's size and
 # hash (each created in place by init-store / CREATE_SCHEMA=1)

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from .config import Settings
-from .failures import is_permanent
+from lineage_faust.failures import is_permanent
+from lineage_faust.settings import Settings
 
 log = logging.getLogger(__name__)
 RUNS_TABLE = "runs"

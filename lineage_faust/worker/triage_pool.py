@@ -34,9 +34,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from .sink import write_batch
-from .store import Store
-from .triage import Batch, RawMessage, triage
+from lineage_faust.domain.triage import Batch, RawMessage, triage
+from lineage_faust.store import Store
+from lineage_faust.worker.store_writes import write_batch
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Realistic synthetic streams: copies of recorded Airflow events with fresh run ids.
+"""Recorded Airflow events, and realistic streams made of them: copies with fresh run ids.
+
+``SAMPLES``: the events of three DAG runs recorded from Airflow 3.3.2 with the OpenLineage
+provider 2.20.3 (one succeeds, one fails on both tries of a task, one sleeps and maps a
+task), shipped with the package (``lineage-faust send --samples``).
 
 Each copy of the sample set is a new "day" of the same DAGs: every run id is replaced
 consistently (the run's own id, and its parent/root references), so DAG/task links stay
@@ -15,12 +19,7 @@ from pathlib import Path
 
 import orjson
 
-SAMPLES = (
-    Path(__file__).resolve().parent.parent
-    / "tests"
-    / "fixtures"
-    / ("airflow-3.3.2-provider-2.20.3.jsonl")
-)
+SAMPLES = Path(__file__).resolve().parent / "airflow-3.3.2-provider-2.20.3.jsonl"
 
 
 def load_lines(path: Path = SAMPLES) -> list[bytes]:

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
-from .datasets import DatasetIO, dataset_io
-from .dead_letters import STORED_VALUE_BYTES, digest, fit
-from .identity import run_partition
-from .model import Rejection, ValidEvent, parse_event
-from .runstate import RunUpdate
-from .store.base import DeadLetter, NonRunEvent, StoredEvent
+from lineage_faust.domain.datasets import DatasetIO, dataset_io
+from lineage_faust.domain.dead_letters import STORED_VALUE_BYTES, digest, fit
+from lineage_faust.domain.identity import run_partition
+from lineage_faust.domain.model import Rejection, ValidEvent, parse_event
+from lineage_faust.domain.records import DeadLetter, NonRunEvent, StoredEvent
+from lineage_faust.domain.runstate import RunUpdate
 
 if TYPE_CHECKING:
-    from .sink import Written
+    from lineage_faust.worker.store_writes import Written
 
 log = logging.getLogger(__name__)
 

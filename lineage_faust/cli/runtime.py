@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
+from lineage_faust.settings import Settings
 
 
 def broker_file(settings: Settings) -> Path:

@@ -35,33 +35,44 @@ import faust
 import orjson
 from faust.types import RecordMetadata
 
-from . import alerting
-from .alerting import Alert
-from .backpressure import EventsValve
-from .config import Settings
-from .dead_letters import shrink
-from .failures import describe, is_permanent
-from .group_coverage import request_rejoin, uncovered_topics
-from .heap import release_free_heap
-from .identity import run_partition
-from .lean_faust import LeanMonitor, RawSchema
-from .live import live_change, live_messages
-from .native_memory import native_bytes, rocksdb_databases
-from .notify import WebhookSender
-from .recovery import EmbeddedBrokerTableManager, SeekThenResumeTableManager
-from .retry import retry_forever
-from .runstate import MAX_SEEN, RUNNING, RunState, RunUpdate, apply_update, is_expired
-from .sends import SendEachOnce
-from .sink import Written, write_batch, write_refusing
-from .startup_logs import quiet_until_joined
-from .stats import Health, Stats
-from .store import Store, StoreRefused
-from .store.base import RunQuery, RunStatus, state_from_status, status_from_state
-from .table_writes import TableWriter
-from .topics import RUNS_TABLE, updates_topic_name
-from .transport import broker_url
-from .triage import Batch, RawMessage, Rejected, decode_updates
-from .triage_pool import TriagePool
+from lineage_faust.domain import alerting
+from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.dead_letters import shrink
+from lineage_faust.domain.identity import run_partition
+from lineage_faust.domain.live import live_change, live_messages
+from lineage_faust.domain.records import RunStatus, state_from_status, status_from_state
+from lineage_faust.domain.runstate import (
+    MAX_SEEN,
+    RUNNING,
+    RunState,
+    RunUpdate,
+    apply_update,
+    is_expired,
+)
+from lineage_faust.domain.triage import Batch, RawMessage, Rejected, decode_updates
+from lineage_faust.failures import describe, is_permanent
+from lineage_faust.faust_patches.lean import LeanMonitor, RawSchema
+from lineage_faust.faust_patches.recovery import (
+    EmbeddedBrokerTableManager,
+    SeekThenResumeTableManager,
+)
+from lineage_faust.faust_patches.table_writes import TableWriter
+from lineage_faust.faust_patches.transport import broker_url
+from lineage_faust.kafka.topics import RUNS_TABLE, updates_topic_name
+from lineage_faust.retry import retry_forever
+from lineage_faust.settings import Settings
+from lineage_faust.store import Store, StoreRefused
+from lineage_faust.store.queries import RunQuery
+from lineage_faust.worker.accounting import Health, Stats
+from lineage_faust.worker.backpressure import EventsValve
+from lineage_faust.worker.group_coverage import request_rejoin, uncovered_topics
+from lineage_faust.worker.heap import release_free_heap
+from lineage_faust.worker.native_memory import native_bytes, rocksdb_databases
+from lineage_faust.worker.sends import SendEachOnce
+from lineage_faust.worker.startup_logs import quiet_until_joined
+from lineage_faust.worker.store_writes import Written, write_batch, write_refusing
+from lineage_faust.worker.triage_pool import TriagePool
+from lineage_faust.worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -835,7 +846,7 @@ def make_app(
 
     @app.page("/metrics")
     async def metrics_page(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        """Prometheus metrics of this worker (see lineage_faust/metrics.py)."""
+        """Prometheus metrics of this worker (see lineage_faust/worker/metrics.py)."""
         native = native_bytes(rocksdb_databases(runs))
         text = stats.metrics.render(consumer_lag(), expiry.live_total(), native)
         # plain text/plain: aiohttp refuses parameters here, Prometheus reads it as 0.0.4

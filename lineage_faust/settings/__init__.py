@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from .alerting import AlertRules, Limits, Policy, parse_overrides
+from lineage_faust.domain.alerting import AlertRules, Limits, Policy, parse_overrides
 
 
 class ConfigError(ValueError):

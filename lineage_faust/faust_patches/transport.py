@@ -14,8 +14,8 @@ import aiokafka
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from .config import EMBEDDED_FETCH_MAX_WAIT_MS, Settings
-from .delivery import drain_messages
+from lineage_faust.faust_patches.delivery import drain_messages
+from lineage_faust.settings import EMBEDDED_FETCH_MAX_WAIT_MS, Settings
 
 SCHEME = "lineage-kafka"
 EMBEDDED_SCHEME = "lineage-embedded"

@@ -24,34 +24,32 @@ from typing import Any, TypeVar
 import orjson
 import zstandard
 
-from ..alerting import Alert
-from ..datasets import DatasetIO
-from ..identity import sort_key
-from .base import (
+from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.identity import sort_key
+from lineage_faust.domain.records import (
     STATUS_COLUMNS,
+    DeadLetter,
+    NonRunEvent,
+    RunStatus,
+    StoredEvent,
+    run_time,
+    state_time,
+    status_from_row,
+    status_to_row,
+)
+from lineage_faust.store.cursors import open_cursor, seal_cursor
+from lineage_faust.store.errors import InvalidCursor, SchemaError, StoreError, StoreRefused
+from lineage_faust.store.interfaces import Store
+from lineage_faust.store.queries import (
     AlertPage,
     AlertQuery,
     DatasetLink,
     DatasetRun,
     DatasetRunPage,
-    DeadLetter,
     EventPage,
-    InvalidCursor,
-    NonRunEvent,
     RunPage,
     RunQuery,
-    RunStatus,
-    SchemaError,
-    Store,
-    StoredEvent,
-    StoreError,
-    StoreRefused,
-    open_cursor,
-    run_time,
-    seal_cursor,
-    state_time,
-    status_from_row,
-    status_to_row,
 )
 
 SCHEMA_VERSION = 5

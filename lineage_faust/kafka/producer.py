@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from .config import Settings
+from lineage_faust.settings import Settings
 
 
 def event_producer(settings: Settings, *, request_timeout_ms: int = 30_000) -> AIOKafkaProducer:

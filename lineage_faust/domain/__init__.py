@@ -1,0 +1,1 @@
+"""The domain, pure: OpenLineage events, identity, the run-state fold, alert rules, triage."""

@@ -1,0 +1,1 @@
+"""Kafka plumbing with public client APIs only: topics, producers, the embedded broker."""

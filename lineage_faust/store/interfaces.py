@@ -1,0 +1,176 @@
+"""The store interface shared by the worker (writes) and the API (reads).
+
+Every write is an idempotent upsert keyed by deterministic ids, so at-least-once delivery
+(a batch written again after a crash) never produces a second row.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+
+from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.records import DeadLetter, NonRunEvent, RunStatus, StoredEvent
+from lineage_faust.store.queries import (
+    AlertPage,
+    AlertQuery,
+    DatasetLink,
+    DatasetRunPage,
+    EventPage,
+    RunPage,
+    RunQuery,
+)
+
+MAX_PAGE_SIZE = 1000
+
+
+class Store(abc.ABC):
+    """One interface, two implementations: SQLite (embedded) and Cassandra (production)."""
+
+    # How the store packs an event's text (a picklable module-level function), for stores
+    # that keep it packed: triage applies it where it has CPU to spare (StoredEvent.packed).
+    pack_text: Callable[[str], bytes] | None = None
+
+    def for_helper(self) -> Store | None:
+        """An unopened store of the same database that a helper process may open and write
+        to (picklable), or None when writes must stay in this process (the default).
+
+        The triage helper then writes each batch's event rows itself (sink.py): they never
+        cross back into the worker, whose single event-loop thread is its bottleneck.
+        """
+        return None
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema if missing (idempotent)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # ---- writes (worker) -------------------------------------------------------------
+    @abc.abstractmethod
+    async def write_events(self, events: Sequence[StoredEvent]) -> int:
+        """Write run events into ``events_by_run``; rewriting one changes nothing.
+
+        Returns how many were not stored before (the rest are duplicates: redeliveries,
+        or the same event sent twice), which the worker's accounting needs.
+        """
+
+    @abc.abstractmethod
+    async def write_non_run_events(self, events: Sequence[NonRunEvent]) -> int:
+        """As ``write_events``, for JobEvents and DatasetEvents; returns how many were new."""
+
+    @abc.abstractmethod
+    async def write_run_statuses(
+        self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
+    ) -> None:
+        """Upsert run statuses (last write wins; the fold makes the last one right).
+
+        ``previous`` holds the stored statuses these replace, as the writer read them, so a
+        store with query tables keyed by state or time can remove the rows they leave behind.
+        """
+
+    @abc.abstractmethod
+    async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    # ---- reads (API, and the worker when it revives a run that left the live table) --
+    @abc.abstractmethod
+    async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
+        """A run's events, newest first by eventId. Raises InvalidCursor for a bad cursor."""
+
+    @abc.abstractmethod
+    async def get_event(self, run_id: str, event_id: uuid.UUID) -> StoredEvent | None: ...
+
+    @abc.abstractmethod
+    async def get_run_status(self, run_id: str) -> RunStatus | None: ...
+
+    @abc.abstractmethod
+    async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]: ...
+
+    @abc.abstractmethod
+    async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
+        """Runs matching ``query``, newest first, at most ``limit`` per page.
+
+        A page may hold fewer than ``limit`` runs and still have a ``next_cursor`` (a store may
+        bound the work one page does); walking every page returns each run once.
+        Raises InvalidCursor for a cursor not issued for this query.
+        """
+
+    @abc.abstractmethod
+    async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
+        """The runs whose parent is ``run_id`` (a DAG run's task runs), in runId order.
+
+        Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
+        """
+
+    @abc.abstractmethod
+    async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
+        """The newest ``limit`` event ids of a run (to rebuild the fold's dedup list)."""
+
+    @abc.abstractmethod
+    async def count_events(self, run_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def get_non_run_events(
+        self, namespace: str, name: str, limit: int
+    ) -> list[NonRunEvent]: ...
+
+    @abc.abstractmethod
+    async def get_dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    # ---- alerts (an outbox: recorded once, published once) --------------------------
+    @abc.abstractmethod
+    async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Keep each alert once (by ``alert_id``) and return those not yet published.
+
+        An alert raised again returns as it was first recorded (same ``raised_at``) while it
+        is unpublished, and not at all once published: the caller publishes what this
+        returns, then calls ``mark_alerts_published``.
+        """
+
+    @abc.abstractmethod
+    async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def list_alerts(
+        self, query: AlertQuery, limit: int, cursor: str | None = None
+    ) -> AlertPage:
+        """Alerts matching ``query``, newest first.
+
+        Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
+        """
+
+    # ---- datasets ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
+        """Record which runs (and jobs) read and wrote which datasets; idempotent."""
+
+    @abc.abstractmethod
+    async def list_dataset_runs(
+        self, namespace: str, name: str, limit: int, cursor: str | None = None
+    ) -> DatasetRunPage:
+        """Runs that read or wrote a dataset, newest first (one entry per run and
+        direction), with their statuses. Same paging contract as ``list_runs``."""
+
+    @abc.abstractmethod
+    async def dataset_jobs(self, namespace: str, name: str) -> list[DatasetLink]:
+        """Jobs seen reading (input) or writing (output) a dataset, most recent first."""
+
+    @abc.abstractmethod
+    async def job_datasets(self, namespace: str, job: str) -> list[DatasetLink]:
+        """Datasets a job was seen reading or writing, most recent first."""
+
+    @abc.abstractmethod
+    async def run_datasets(self, run_id: str) -> list[DatasetIO]:
+        """The datasets one run declared reading or writing."""
+
+    async def counts(self) -> dict[str, int] | None:
+        """Rows held, by table and runs by state, where counting is cheap (``lineage-faust
+        stats``); None where it would scan a cluster."""
+        return None
+
+    @abc.abstractmethod
+    async def health(self) -> None:
+        """Raise StoreError unless a real round trip to the store works."""
