@@ -1,8 +1,8 @@
 """The live table's changelog after a backlog: every run's last record is its final state.
 
 track_runs writes a group's table changes and sends their changelog records itself, in
-record batches per partition (lineage_faust/faust_patches/table_writes.py), instead of key by key through
-Faust; a record lost or sent out of order would leave a run's older state last in the
+record batches per partition (lineage_faust/faust_patches/table_writes.py), instead of key
+by key through Faust; a record lost or sent out of order would leave a run's older state last in the
 changelog (or none at all), and a worker taking the partition over would recover that."""
 
 from __future__ import annotations
