@@ -1,9 +1,9 @@
 """The live stream: run-state changes and alerts as Server-Sent Events, as they happen.
 
 Fed from the worker's live topic (one partition; see lineage_faust/domain/live.py), not by
-polling the store. Every event's id is ``<offset>-<index>``: a client that reconnects with ``Last-Event-ID``
-(browsers' EventSource do so by themselves) resumes right after the last event it saw, so no
-change made while it was away is lost (within the topic's retention).
+polling the store. Every event's id is ``<offset>-<index>``: a client that reconnects with
+``Last-Event-ID`` (browsers' EventSource do so by themselves) resumes right after the last
+event it saw, so no change made while it was away is lost (within the topic's retention).
 """
 
 from __future__ import annotations
