@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import orjson
 
@@ -18,9 +18,6 @@ from lineage_faust.domain.identity import run_partition
 from lineage_faust.domain.model import Rejection, ValidEvent, parse_event
 from lineage_faust.domain.records import DeadLetter, NonRunEvent, StoredEvent
 from lineage_faust.domain.runstate import RunUpdate
-
-if TYPE_CHECKING:
-    from lineage_faust.worker.store_writes import Written
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +90,17 @@ class Rejected:
             value_bytes=size,
             value_sha256=digest(m.value),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A batch's rows in the store: how many, and how many of them were new."""
+
+    run_events: int
+    non_run_events: int
+    new_run_events: int
+    new_non_run_events: int
+    seconds: float  # how long the writes took
 
 
 @dataclass(slots=True)

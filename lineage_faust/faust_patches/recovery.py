@@ -28,6 +28,10 @@ from faust.tables.recovery import Recovery
 from faust.types import TP, ConsumerT
 
 END_READ_TIMEOUT_S = 10.0
+# sha256 of faust-streaming 0.15.3's Recovery.on_recovery_completed, which
+# SeekThenResumeRecovery.on_recovery_completed copies with its calls reordered
+# (tests/test_faust_patches.py fails if the upstream method changes)
+RECOVERY_COMPLETED_SHA256 = "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac"
 
 
 class SeekThenResumeRecovery(Recovery):

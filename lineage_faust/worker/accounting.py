@@ -12,8 +12,7 @@ from lineage_faust.failures import describe
 from lineage_faust.worker.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from lineage_faust.domain.triage import Batch
-    from lineage_faust.worker.store_writes import Written
+    from lineage_faust.domain.triage import Batch, Written
 
 
 @dataclass(slots=True)

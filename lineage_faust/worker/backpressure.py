@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Iterable
 
 import faust
-from aiokafka import TopicPartition
 from faust.types import TP
+
+from lineage_faust.faust_patches.consumer import pause_or_resume
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +101,4 @@ class EventsValve:
             self._since = 0.0
 
     async def _in_consumer_thread(self, method: str, tps: set[TP]) -> None:
-        thread = self.app.consumer._thread  # private Faust state: the aiokafka consumer's thread
-
-        async def call() -> None:
-            consumer = thread._ensure_consumer()
-            assigned = consumer.assignment()
-            # aiokafka's own TopicPartition, and only what is still assigned (aiokafka refuses
-            # to pause an unassigned partition)
-            partitions = (TopicPartition(tp.topic, tp.partition) for tp in tps)
-            getattr(consumer, method)(*(tp for tp in partitions if tp in assigned))
-
-        await thread.call_thread(call)
+        await pause_or_resume(self.app, method, tps)

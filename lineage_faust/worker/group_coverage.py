@@ -11,7 +11,6 @@ for every member's subscription and assignment, so it sees the whole group from 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import (
@@ -54,17 +53,3 @@ async def uncovered_topics(bootstrap: str, group_id: str) -> list[str] | None:
         return None
     finally:
         await admin.close()
-
-
-async def request_rejoin(app: Any) -> None:
-    """Have this member refresh its metadata and rejoin the group, so the leader assigns
-    again with every topic in view. aiokafka has no public call for it and Faust none at all:
-    the consumer runs in Faust's consumer thread, so the call is made there."""
-    thread = app.consumer._thread  # Faust's AIOKafkaConsumerThread
-
-    async def rejoin() -> None:
-        consumer = thread._ensure_consumer()  # the aiokafka consumer
-        await consumer._client.force_metadata_update()
-        consumer._coordinator.request_rejoin()
-
-    await thread.call_thread(rejoin)

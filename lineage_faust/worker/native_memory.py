@@ -20,11 +20,6 @@ PROPERTIES = {
 }
 
 
-def rocksdb_databases(table: Any) -> list[Any]:
-    """The open databases behind a Faust table; none for an in-memory table."""
-    return list(getattr(table.data, "_dbs", {}).values())  # Faust's rocksdb store, private
-
-
 def native_bytes(databases: Iterable[Any]) -> Counter[str]:
     """Bytes by kind over ``databases`` (rocksdict ``Rdict``s); a closed one counts nothing."""
     totals: Counter[str] = Counter({kind: 0 for kind in PROPERTIES})

@@ -13,6 +13,7 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.exceptions import ConsistencyError
 
+from lineage_faust.faust_patches import check_versions
 from lineage_faust.kafka.topics import ensure_topics, worker_topics
 from lineage_faust.retry import retry_forever
 from lineage_faust.settings import Settings
@@ -61,6 +62,7 @@ def run_worker(settings: Settings) -> None:
 
 
 def _run(settings: Settings) -> None:
+    check_versions()  # the Faust workarounds are for these versions only
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     store = store_for(settings)

@@ -15,27 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
-from lineage_faust.domain.triage import Batch, RawMessage
+from lineage_faust.domain.triage import Batch, RawMessage, Written
 from lineage_faust.failures import describe
 from lineage_faust.store import Store, StoreRefused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    """A batch's rows in the store: how many, and how many of them were new."""
-
-    run_events: int
-    non_run_events: int
-    new_run_events: int
-    new_non_run_events: int
-    seconds: float  # how long the writes took
 
 
 async def write_each(
