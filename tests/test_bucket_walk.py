@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lineage_faust.store.cassandra.store import walk_buckets
+from lineage_faust.store.cassandra.codecs import walk_buckets
 
 BUCKETS = [datetime(2026, 11, 21, tzinfo=UTC) - timedelta(hours=h) for h in range(6)]
 

@@ -15,7 +15,7 @@ import pytest
 
 from lineage_faust.settings import parse_cassandra
 from lineage_faust.store.cassandra import schema
-from lineage_faust.store.cassandra.store import _statements
+from lineage_faust.store.cassandra.statements import _statements
 
 cql3 = pytest.importorskip("cqlshlib.cql3handling", reason="cqlsh (dev extra) not installed")
 

@@ -13,16 +13,13 @@ import sqlite3
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-import zstandard
 
 from lineage_faust.domain.alerting import Alert
 from lineage_faust.domain.datasets import DatasetIO
@@ -35,7 +32,6 @@ from lineage_faust.domain.records import (
     StoredEvent,
     run_time,
     state_time,
-    status_from_row,
     status_to_row,
 )
 from lineage_faust.store.cursors import open_cursor, seal_cursor
@@ -51,317 +47,37 @@ from lineage_faust.store.queries import (
     RunPage,
     RunQuery,
 )
-
-SCHEMA_VERSION = 5
-_T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-
--- Atlas's events_by_run columns, and eventSort orders rows the way Cassandra orders timeuuids.
-CREATE TABLE IF NOT EXISTS events_by_run (
-    id INTEGER PRIMARY KEY,
-    runId TEXT NOT NULL,
-    eventSort BLOB NOT NULL,
-    eventId TEXT NOT NULL,
-    source TEXT NOT NULL,
-    jobName TEXT NOT NULL,
-    eventTime INTEGER NOT NULL,          -- microseconds since 1970, UTC
-    event TEXT NOT NULL,                 -- the original JSON, verbatim (see pack_text)
-    status TEXT,
-    expiresAt INTEGER                    -- from LINEAGE_RETENTION, NULL = kept
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_run_pk ON events_by_run (runId, eventSort);
-
-CREATE TABLE IF NOT EXISTS run_status (
-    runId TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    jobName TEXT NOT NULL,
-    parentRunId TEXT,
-    rootRunId TEXT,
-    firstEventTime INTEGER,
-    lastEventTime INTEGER,
-    startTime INTEGER,
-    endTime INTEGER,
-    durationMs INTEGER,
-    eventCount INTEGER NOT NULL,
-    lastEventType TEXT,
-    errorMessage TEXT,
-    nominalStartTime TEXT,
-    processingType TEXT,
-    updatedAt INTEGER NOT NULL,
-    runTime INTEGER NOT NULL,            -- base.run_time: job history order
-    stateTime INTEGER NOT NULL,          -- base.state_time: "failed in the last hour" order
-    expiresAt INTEGER
-);
--- In listing order (time DESC, runId ASC), so a page is an index range scan with no sort.
-DROP INDEX IF EXISTS run_status_by_state_time;
-DROP INDEX IF EXISTS run_status_by_job;
-DROP INDEX IF EXISTS run_status_by_run_time;
-CREATE INDEX IF NOT EXISTS run_status_by_state_listing
-    ON run_status (state, stateTime DESC, runId ASC);
-CREATE INDEX IF NOT EXISTS run_status_by_job_listing
-    ON run_status (namespace, jobName, runTime DESC, runId ASC);
-CREATE INDEX IF NOT EXISTS run_status_by_run_time_listing ON run_status (runTime DESC, runId ASC);
-DROP INDEX IF EXISTS run_status_by_parent;
-CREATE INDEX IF NOT EXISTS run_status_by_parent_run ON run_status (parentRunId, runId);
-
-CREATE TABLE IF NOT EXISTS non_run_events (
-    id INTEGER PRIMARY KEY,
-    eventId TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    eventTime INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    expiresAt INTEGER
-);
-CREATE INDEX IF NOT EXISTS non_run_events_by_name ON non_run_events (namespace, name, eventTime);
-
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    "offset" INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    field TEXT,
-    receivedAt INTEGER NOT NULL,
-    key BLOB,
-    value BLOB,
-    expiresAt INTEGER,
-    valueBytes INTEGER,
-    valueSha256 TEXT,
-    UNIQUE (topic, partition, "offset")
-);
-
-CREATE TABLE IF NOT EXISTS alerts (
-    alertId TEXT PRIMARY KEY,
-    raisedAt INTEGER NOT NULL,           -- microseconds since 1970, UTC
-    severity TEXT NOT NULL,
-    alert TEXT NOT NULL,                 -- the alert as JSON (the shape every channel carries)
-    published INTEGER NOT NULL DEFAULT 0,
-    expiresAt INTEGER
-);
-CREATE INDEX IF NOT EXISTS alerts_listing ON alerts (raisedAt DESC, alertId ASC);
-
-CREATE TABLE IF NOT EXISTS dataset_io (
-    dsNamespace TEXT NOT NULL,
-    dsName TEXT NOT NULL,
-    direction TEXT NOT NULL,             -- input / output
-    runId TEXT NOT NULL,
-    jobNamespace TEXT NOT NULL,
-    jobName TEXT NOT NULL,
-    eventTime INTEGER NOT NULL,          -- the run's latest event naming the dataset (us)
-    rowCount INTEGER,
-    sizeBytes INTEGER,
-    expiresAt INTEGER,
-    PRIMARY KEY (dsNamespace, dsName, direction, runId)
-);
-CREATE INDEX IF NOT EXISTS dataset_io_listing
-    ON dataset_io (dsNamespace, dsName, eventTime DESC, runId ASC, direction ASC);
-CREATE INDEX IF NOT EXISTS dataset_io_by_run ON dataset_io (runId);
-
-CREATE TABLE IF NOT EXISTS dataset_jobs (
-    dsNamespace TEXT NOT NULL,
-    dsName TEXT NOT NULL,
-    direction TEXT NOT NULL,
-    jobNamespace TEXT NOT NULL,
-    jobName TEXT NOT NULL,
-    lastSeen INTEGER NOT NULL,
-    expiresAt INTEGER,
-    PRIMARY KEY (dsNamespace, dsName, direction, jobNamespace, jobName)
-);
-CREATE INDEX IF NOT EXISTS dataset_jobs_by_job ON dataset_jobs (jobNamespace, jobName);
-"""
-
-# Version 1 files (before retention and run listing) gain the new columns in place.
-_MIGRATE_FROM_1 = """
-DROP INDEX IF EXISTS run_status_by_state;
-ALTER TABLE events_by_run ADD COLUMN expiresAt INTEGER;
-ALTER TABLE non_run_events ADD COLUMN expiresAt INTEGER;
-ALTER TABLE dead_letters ADD COLUMN expiresAt INTEGER;
-ALTER TABLE run_status ADD COLUMN expiresAt INTEGER;
-ALTER TABLE run_status ADD COLUMN runTime INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE run_status ADD COLUMN stateTime INTEGER NOT NULL DEFAULT 0;
-UPDATE run_status SET runTime = COALESCE(startTime, firstEventTime, updatedAt);
-UPDATE run_status SET stateTime = CASE WHEN state IN ('COMPLETE', 'FAIL', 'ABORT')
-    THEN COALESCE(endTime, lastEventTime, runTime) ELSE runTime END
-"""
-# Versions 1-4 keep a dead letter's whole value; version 5 its first 64 KiB, size and hash.
-_MIGRATE_TO_5 = """
-ALTER TABLE dead_letters ADD COLUMN valueBytes INTEGER;
-ALTER TABLE dead_letters ADD COLUMN valueSha256 TEXT
-"""
-_DATA_TABLES = (
-    "events_by_run",
-    "run_status",
-    "non_run_events",
-    "dead_letters",
-    "alerts",
-    "dataset_io",
-    "dataset_jobs",
+from lineage_faust.store.sqlite.codecs import (
+    _EVENT_COLUMNS,
+    _LIVE,
+    _PURGE_EVERY_S,
+    READER_CACHE_KB,
+    READERS,
+    WRITER_CACHE_KB,
+    _chunks,
+    _dt,
+    _event_row,
+    _execute_rows,
+    _now_us,
+    _open_time_cursor,
+    _padded,
+    _seal_time_cursor,
+    _status_row,
+    _unpack_text,
+    _us,
+    _values,
+    pack_text,
 )
-_PURGE_EVERY_S = 60.0
-# Read threads, each its own connection and page cache: with one, the API benchmark's 4
-# clients queued behind each other's disk reads (Atlas lookup p99 33-67 ms at 1M events
-# when the page cache did not hold the store; 14-20 ms with 4). Their caches together are the
-# size the single reader's was (32 MB): the OS page cache is shared, these are not.
-READERS = 4
-READER_CACHE_KB = 8_000
-WRITER_CACHE_KB = 32_000
-_LIVE = "(expiresAt IS NULL OR expiresAt > ?)"
+from lineage_faust.store.sqlite.schema import (
+    _DATA_TABLES,
+    _MIGRATE_FROM_1,
+    _MIGRATE_TO_5,
+    _SCHEMA,
+    SCHEMA_VERSION,
+    _statements,
+)
 
-_EVENT_COLUMNS = "eventId, runId, jobName, source, eventTime, status, event"
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _dt(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    seconds, micros = divmod(value, 1_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
-
-
-# zstd contexts are not safe to share between threads (API reads run in a thread pool)
-_codecs = threading.local()
-ZSTD_LEVEL = 3
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-def pack_text(text: str) -> bytes:
-    """Event text as stored: zstd-compressed UTF-8 (a BLOB in the ``event`` TEXT column).
-
-    Airflow events shrink about 3.8 times (5.5 KB to 1.4 KB): the benchmark's store of 1M
-    events is 2.5 GB instead of 6.1 GB and a row fits in one page instead of two, so fewer
-    lookups read the disk when the store outgrows the page cache. zstd (level 3) costs about
-    19 µs of CPU per event and reading one back about 6 µs; zlib (level 1, used before, still
-    read) cost 57 and 16 µs for a slightly worse ratio. Events arrive packed by triage
-    (``SQLiteStore.pack_text``, in the worker's triage helper process): packed in the writer
-    thread, zlib's release and re-acquisition of the GIL for every event made each one wait
-    for the busy event loop — measured 314 µs of wall time per event for 62 µs of CPU.
-    """
-    compressor = getattr(_codecs, "compressor", None)
-    if compressor is None:
-        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return compressor.compress(text.encode())
-
-
-def _unpack_text(value: str | bytes) -> str:
-    """The original JSON, verbatim. Rows keep the form they were written in: zstd, zlib
-    (earlier versions) or plain TEXT (before compression)."""
-    if isinstance(value, str):
-        return value
-    if value.startswith(ZSTD_MAGIC):
-        decompressor = getattr(_codecs, "decompressor", None)
-        if decompressor is None:
-            decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
-        return decompressor.decompress(value).decode()
-    return zlib.decompress(value).decode()
-
-
-def _event_row(row: tuple) -> StoredEvent:
-    event_id, run_id, job_name, source, event_time, status, event = row
-    return StoredEvent(
-        uuid.UUID(event_id), run_id, job_name, source, _dt(event_time), status, _unpack_text(event)
-    )
-
-
-def _status_row(row: Sequence[Any]) -> RunStatus:
-    return status_from_row(row, _dt)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def _open_time_cursor(scope: str, cursor: str | None) -> tuple[int, str] | None:
-    """A listing's position: (the sort time of the last row, its tie-breaking key)."""
-    if not cursor:
-        return None
-    raw = open_cursor(scope, cursor)
-    if len(raw) < 8:
-        raise InvalidCursor("pagingState was not issued for this query")
-    return int.from_bytes(raw[:8], "big", signed=True), raw[8:].decode()
-
-
-def _seal_time_cursor(scope: str, at: int, key: str) -> str:
-    return seal_cursor(scope, at.to_bytes(8, "big", signed=True) + key.encode())
-
-
-# SQLite >= 3.32 binds up to 32,766 parameters per statement; 1,024 rows keep the SQL short.
-_MAX_PARAMS = 32_000
-_Row = tuple[Any, ...]
-_MAX_ROWS = 1_024
-
-
-def _chunks(rows: Sequence[_Row]) -> list[Sequence[_Row]]:
-    """The rows in statements of power-of-two sizes: full ones, then the remainder's binary
-    digits (1,000 rows: 512, 256, 128, 64, 32, 8), so a statement has at most 11 shapes.
-    sqlite3 keeps each distinct statement's compiled program per connection (128 of them),
-    about 2 KB per row of a multi-row INSERT: with each batch size its own statement, one
-    connection grew by 100+ MB as sizes accumulated (README, Performance)."""
-    if not rows:
-        return []
-    per = max(1, min(_MAX_ROWS, _MAX_PARAMS // max(1, len(rows[0]))))
-    per = 1 << (per.bit_length() - 1)
-    chunks: list[Sequence[_Row]] = []
-    start = 0
-    while start < len(rows):
-        size = min(per, 1 << ((len(rows) - start).bit_length() - 1))
-        chunks.append(rows[start : start + size])
-        start += size
-    return chunks
-
-
-def _padded(values: Sequence[Any], limit: int = 512) -> list[list[Any]]:
-    """``values`` in lists for ``IN (…)`` of power-of-two lengths, the last value repeated to
-    fill one up (harmless in IN): few statement shapes, as with _chunks."""
-    lists: list[list[Any]] = []
-    for start in range(0, len(values), limit):
-        part = list(values[start : start + limit])
-        size = 1 << (len(part) - 1).bit_length()
-        lists.append(part + [part[-1]] * (size - len(part)))
-    return lists
-
-
-def _values(chunk: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """``(?, …), (?, …), …`` for the chunk's rows, and their parameters flattened."""
-    one = f"({', '.join('?' * len(chunk[0]))})"
-    return ", ".join([one] * len(chunk)), [value for row in chunk for value in row]
-
-
-def _execute_rows(
-    conn: sqlite3.Connection, head: str, rows: Sequence[tuple[Any, ...]], tail: str = ""
-) -> int:
-    """``{head} VALUES (…), (…), … {tail}`` over all rows: how many rows it changed.
-
-    Many rows per statement, not ``executemany``'s one: sqlite3 releases the GIL around every
-    statement it steps, and while the event loop's thread is busy each re-acquisition can wait
-    out the 5 ms switch interval. Measured with a busy main thread, 5 KB events: 5,300 µs per
-    row with ``executemany``, 50 to 70 µs in statements of 200 to 1,000 rows (42 µs with no
-    contention).
-    """
-    before = conn.total_changes
-    for chunk in _chunks(rows):
-        placeholders, params = _values(chunk)
-        conn.execute(f"{head} VALUES {placeholders} {tail}", params)
-    return conn.total_changes - before
-
-
-def _statements(script: str) -> list[str]:
-    return [part for part in script.split(";") if part.strip()]
+_T = TypeVar("_T")
 
 
 class SQLiteStore(Store):
