@@ -16,9 +16,11 @@ from lineage_faust.settings import parse_settings, refuse_open_bind
 COMPOSE = Path(__file__).parent.parent / "compose"
 SPEC = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict] = SPEC["services"]
-READ_BY_SETTINGS = set(
-    re.findall(r'"(LINEAGE_[A-Z0-9_]+)"', Path(config_module.__file__).read_text())
-)
+READ_BY_SETTINGS = {
+    name
+    for path in Path(config_module.__file__).parent.glob("*.py")  # the settings package
+    for name in re.findall(r'"(LINEAGE_[A-Z0-9_]+)"', path.read_text())
+}
 PINNED = re.compile(r"^[\w./-]+:(\d+)(\.\d+)+[\w.-]*(@sha256:[0-9a-f]{64})?$")
 
 
