@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from lineage_faust.kafka.embedded import EmbeddedBroker
-
-from .helpers import EXTERNAL_KAFKA, ExternalBroker, Stack
+from tests.support.helpers import EXTERNAL_KAFKA, ExternalBroker, Stack
 
 
 @pytest.fixture(scope="session")
