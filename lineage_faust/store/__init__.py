@@ -1,4 +1,5 @@
-"""Stores: one interface (``base.Store``), chosen by ``LINEAGE_STORE``."""
+"""Stores: small interfaces by role (``interfaces``), two implementations, chosen by
+``LINEAGE_STORE``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from collections.abc import Mapping
 from lineage_faust.domain.records import DeadLetter, NonRunEvent, RunStatus, StoredEvent
 from lineage_faust.settings import ConfigError, Settings, parse_cassandra, redact_url
 from lineage_faust.store.errors import InvalidCursor, SchemaError, StoreError, StoreRefused
-from lineage_faust.store.interfaces import MAX_PAGE_SIZE, Store
+from lineage_faust.store.interfaces import (
+    MAX_PAGE_SIZE,
+    AlertOutbox,
+    EventSink,
+    Queries,
+    RunStatuses,
+    Store,
+    StoreLifecycle,
+)
 from lineage_faust.store.queries import EventPage, RunPage, RunQuery
 
 
@@ -40,16 +49,21 @@ def store_for(settings: Settings) -> Store:
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "AlertOutbox",
     "DeadLetter",
     "EventPage",
+    "EventSink",
     "InvalidCursor",
     "NonRunEvent",
+    "Queries",
     "RunPage",
     "RunQuery",
     "RunStatus",
+    "RunStatuses",
     "SchemaError",
     "Store",
     "StoreError",
+    "StoreLifecycle",
     "StoreRefused",
     "StoredEvent",
     "open_store",

@@ -1,4 +1,5 @@
-"""The store interface shared by the worker (writes) and the API (reads).
+"""The store, as small interfaces by role: the worker's ingest writes (``EventSink``),
+its run-state agent (``RunStatuses``, ``AlertOutbox``), the API (``Queries``).
 
 Every write is an idempotent upsert keyed by deterministic ids, so at-least-once delivery
 (a batch written again after a crash) never produces a second row.
@@ -26,8 +27,8 @@ from lineage_faust.store.queries import (
 MAX_PAGE_SIZE = 1000
 
 
-class Store(abc.ABC):
-    """One interface, two implementations: SQLite (embedded) and Cassandra (production)."""
+class StoreLifecycle(abc.ABC):
+    """Opening, closing and checking a store; where its writes may run."""
 
     # How the store packs an event's text (a picklable module-level function), for stores
     # that keep it packed: triage applies it where it has CPU to spare (StoredEvent.packed).
@@ -37,8 +38,9 @@ class Store(abc.ABC):
         """An unopened store of the same database that a helper process may open and write
         to (picklable), or None when writes must stay in this process (the default).
 
-        The triage helper then writes each batch's event rows itself (sink.py): they never
-        cross back into the worker, whose single event-loop thread is its bottleneck.
+        The triage helper then writes each batch's event rows itself
+        (``worker/store_writes.py``): they never cross back into the worker, whose single
+        event-loop thread is its bottleneck.
         """
         return None
 
@@ -49,7 +51,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
-    # ---- writes (worker) -------------------------------------------------------------
+    @abc.abstractmethod
+    async def health(self) -> None:
+        """Raise StoreError unless a real round trip to the store works."""
+
+    async def counts(self) -> dict[str, int] | None:
+        """Rows held, by table and runs by state, where counting is cheap (``lineage-faust
+        stats``); None where it would scan a cluster."""
+        return None
+
+
+class EventSink(abc.ABC):
+    """What ``ingest`` writes for each batch: events, dead letters, dataset reads and writes."""
+
     @abc.abstractmethod
     async def write_events(self, events: Sequence[StoredEvent]) -> int:
         """Write run events into ``events_by_run``; rewriting one changes nothing.
@@ -63,6 +77,18 @@ class Store(abc.ABC):
         """As ``write_events``, for JobEvents and DatasetEvents; returns how many were new."""
 
     @abc.abstractmethod
+    async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    @abc.abstractmethod
+    async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
+        """Record which runs (and jobs) read and wrote which datasets; idempotent."""
+
+
+class RunStatuses(abc.ABC):
+    """What ``track_runs`` reads and writes: the stored status of each run (the authority; the
+    live table is a cache), and what it needs to rebuild a run from the store."""
+
+    @abc.abstractmethod
     async def write_run_statuses(
         self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
     ) -> None:
@@ -73,9 +99,42 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None: ...
+    async def get_run_status(self, run_id: str) -> RunStatus | None: ...
 
-    # ---- reads (API, and the worker when it revives a run that left the live table) --
+    @abc.abstractmethod
+    async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]: ...
+
+    @abc.abstractmethod
+    async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
+        """The newest ``limit`` event ids of a run (to rebuild the fold's dedup list)."""
+
+    @abc.abstractmethod
+    async def count_events(self, run_id: str) -> int: ...
+
+
+class AlertOutbox(abc.ABC):
+    """Alerts are recorded once, published, then marked published: one page per condition,
+    across crashes and redeliveries."""
+
+    @abc.abstractmethod
+    async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Keep each alert once (by ``alert_id``) and return those not yet published.
+
+        An alert raised again returns as it was first recorded (same ``raised_at``) while it
+        is unpublished, and not at all once published: the caller publishes what this
+        returns, then calls ``mark_alerts_published``.
+        """
+
+    @abc.abstractmethod
+    async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None: ...
+
+
+class Queries(abc.ABC):
+    """What the API reads (it never writes): pages of events, runs, alerts and dataset links.
+
+    Every listing is newest first and paged by an opaque cursor; a cursor not issued for the
+    same query raises InvalidCursor."""
+
     @abc.abstractmethod
     async def get_events(self, run_id: str, page_size: int, cursor: str | None = None) -> EventPage:
         """A run's events, newest first by eventId. Raises InvalidCursor for a bad cursor."""
@@ -84,10 +143,12 @@ class Store(abc.ABC):
     async def get_event(self, run_id: str, event_id: uuid.UUID) -> StoredEvent | None: ...
 
     @abc.abstractmethod
-    async def get_run_status(self, run_id: str) -> RunStatus | None: ...
+    async def get_non_run_events(
+        self, namespace: str, name: str, limit: int
+    ) -> list[NonRunEvent]: ...
 
     @abc.abstractmethod
-    async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]: ...
+    async def get_dead_letters(self, limit: int) -> list[DeadLetter]: ...
 
     @abc.abstractmethod
     async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
@@ -106,34 +167,6 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def recent_event_ids(self, run_id: str, limit: int) -> list[str]:
-        """The newest ``limit`` event ids of a run (to rebuild the fold's dedup list)."""
-
-    @abc.abstractmethod
-    async def count_events(self, run_id: str) -> int: ...
-
-    @abc.abstractmethod
-    async def get_non_run_events(
-        self, namespace: str, name: str, limit: int
-    ) -> list[NonRunEvent]: ...
-
-    @abc.abstractmethod
-    async def get_dead_letters(self, limit: int) -> list[DeadLetter]: ...
-
-    # ---- alerts (an outbox: recorded once, published once) --------------------------
-    @abc.abstractmethod
-    async def record_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
-        """Keep each alert once (by ``alert_id``) and return those not yet published.
-
-        An alert raised again returns as it was first recorded (same ``raised_at``) while it
-        is unpublished, and not at all once published: the caller publishes what this
-        returns, then calls ``mark_alerts_published``.
-        """
-
-    @abc.abstractmethod
-    async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None: ...
-
-    @abc.abstractmethod
     async def list_alerts(
         self, query: AlertQuery, limit: int, cursor: str | None = None
     ) -> AlertPage:
@@ -141,11 +174,6 @@ class Store(abc.ABC):
 
         Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
         """
-
-    # ---- datasets ---------------------------------------------------------------------
-    @abc.abstractmethod
-    async def write_dataset_io(self, rows: Sequence[DatasetIO]) -> None:
-        """Record which runs (and jobs) read and wrote which datasets; idempotent."""
 
     @abc.abstractmethod
     async def list_dataset_runs(
@@ -166,11 +194,13 @@ class Store(abc.ABC):
     async def run_datasets(self, run_id: str) -> list[DatasetIO]:
         """The datasets one run declared reading or writing."""
 
-    async def counts(self) -> dict[str, int] | None:
-        """Rows held, by table and runs by state, where counting is cheap (``lineage-faust
-        stats``); None where it would scan a cluster."""
-        return None
 
-    @abc.abstractmethod
-    async def health(self) -> None:
-        """Raise StoreError unless a real round trip to the store works."""
+class Store(
+    StoreLifecycle,
+    EventSink,
+    RunStatuses,
+    AlertOutbox,
+    Queries,
+):
+    """Every role in one: SQLite (embedded) and Cassandra (production) implement all of them;
+    each part of the system depends on the roles it uses."""

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from lineage_faust.domain.triage import Batch, RawMessage, Written
 from lineage_faust.failures import describe
-from lineage_faust.store import Store, StoreRefused
+from lineage_faust.store import EventSink, StoreRefused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +55,7 @@ async def write_refusing(
         return await write_each(write, rows)
 
 
-async def write_batch(store: Store, batch: Batch, messages: list[RawMessage]) -> Written:
+async def write_batch(store: EventSink, batch: Batch, messages: list[RawMessage]) -> Written:
     """Store the batch's events, dead letters and dataset links (each write idempotent).
     ``messages``: the batch's consumed messages (to dead-letter what the store refuses)."""
     started = time.perf_counter()

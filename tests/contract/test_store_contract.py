@@ -33,7 +33,8 @@ from lineage_faust.store import (
     open_store,
 )
 from lineage_faust.store.queries import AlertQuery
-from lineage_faust.store.sqlite.store import READERS, SQLiteStore
+from lineage_faust.store.sqlite.codecs import READERS
+from lineage_faust.store.sqlite.store import SQLiteStore
 from tests.support.cassandra import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
 from tests.support.olclient import dataset_event, job_event
 from tests.support.runs_data import T0, expected, run_status, sixty_runs

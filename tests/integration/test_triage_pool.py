@@ -16,7 +16,8 @@ import pytest
 
 from lineage_faust.domain.triage import Batch, RawMessage, triage
 from lineage_faust.settings import parse_settings
-from lineage_faust.store.sqlite.store import SQLiteStore, pack_text
+from lineage_faust.store.sqlite.codecs import pack_text
+from lineage_faust.store.sqlite.store import SQLiteStore
 from lineage_faust.worker.triage_pool import INLINE_BELOW, TriagePool
 from tests.support.helpers import SAMPLES
 from tests.support.olclient import job_event, new_run_id, run_event

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lineage_faust.store.sqlite.store import SQLiteStore, _chunks, _padded
+from lineage_faust.store.sqlite.codecs import _chunks, _padded
+from lineage_faust.store.sqlite.store import SQLiteStore
 from tests.support.runs_data import T0, run_status
 
 

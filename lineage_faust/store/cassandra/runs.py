@@ -1,0 +1,167 @@
+"""Run statuses on Cassandra: ``run_status`` by runId, and the index tables the listings walk
+(``runs_by_state``, ``runs_by_job``, children by parent). Index rows hold keys only; a listing
+reads the statuses and skips index rows that no longer match, so an index never shows a wrong
+state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from lineage_faust.domain.records import (
+    RunStatus,
+    status_to_row,
+)
+from lineage_faust.store.cassandra.codecs import (
+    _FAR_FUTURE,
+    _FAR_PAST,
+    _STATUSES_PER_READ,
+    ANY_STATE,
+    _IndexKeys,
+    _ms,
+    _status_row,
+    _utc,
+    hour_bucket,
+    month_bucket,
+    walk_buckets,
+)
+from lineage_faust.store.cassandra.listings import CassandraListings
+from lineage_faust.store.cursors import open_cursor, seal_cursor
+from lineage_faust.store.queries import (
+    RunPage,
+    RunQuery,
+)
+
+
+class CassandraRuns(CassandraListings):
+    async def write_run_statuses(
+        self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
+    ) -> None:
+        previous = previous or {}
+        # The status rows first: a listing verifies index rows against them.
+        await self._write_all(
+            [("insert_status", s.run_id, status_to_row(s, lambda at: at)) for s in statuses]
+        )
+        noted: list = []
+        writes: list[tuple[str, Hashable, Sequence[Any]]] = []
+        for status in statuses:
+            self._index_writes(status, previous.get(status.run_id), writes, noted)
+        await self._write_all(writes)
+        self._remember_buckets(noted)
+
+    def _index_writes(
+        self,
+        status: RunStatus,
+        before: RunStatus | None,
+        writes: list[tuple[str, Hashable, Sequence[Any]]],
+        noted: list,
+    ) -> None:
+        """The index rows to write and delete for ``status`` (``before``: as stored)."""
+        new = _IndexKeys.of(status)
+        old = _IndexKeys.of(before) if before is not None else None
+        run_id = status.run_id
+        # Rows keyed as before are rewritten only to refresh their TTL.
+        for current, stale, write, delete, scope, bucket_name, key_size in (
+            (new.state, old and old.state, "insert_state_index", "delete_state_index",
+             "state", new.state[0], 2),
+            (new.every, old and old.every, "insert_state_index", "delete_state_index",
+             "state", ANY_STATE, 2),
+            (new.job, old and old.job, "insert_job_index", "delete_job_index",
+             "job", f"{status.namespace}\n{status.job}", 3),
+        ):  # fmt: skip
+            if stale != current or self.retention_s:
+                self._note_bucket(scope, bucket_name, current[-2], writes, noted)
+                writes.append((write, (write, *current[:key_size]), (*current, run_id)))
+            if stale is not None and stale != current:
+                writes.append((delete, (write, *stale[:key_size]), (*stale, run_id)))
+        parent, old_parent = status.parent_run_id, before.parent_run_id if before else None
+        if parent is not None and (parent != old_parent or self.retention_s):
+            writes.append(("insert_parent_index", ("parent", parent), (parent, run_id)))
+        if old_parent is not None and old_parent != parent:
+            writes.append(("delete_parent_index", ("parent", old_parent), (old_parent, run_id)))
+
+    async def get_run_status(self, run_id: str) -> RunStatus | None:
+        rows, _ = await self._execute("select_status", (run_id,))
+        return _status_row(rows[0]) if rows else None
+
+    async def get_run_statuses(self, run_ids: Sequence[str]) -> dict[str, RunStatus]:
+        # IN over up to _STATUSES_PER_READ partition keys: one request instead of one per run
+        # (the coordinator asks the replicas; per-request overhead was most of the cost here)
+        ids = list(dict.fromkeys(run_ids))
+        chunks = [ids[i : i + _STATUSES_PER_READ] for i in range(0, len(ids), _STATUSES_PER_READ)]
+        found = await asyncio.gather(*(self._execute("select_statuses", (c,)) for c in chunks))
+        return {s.run_id: s for rows, _ in found for s in map(_status_row, rows)}
+
+    async def list_runs(self, query: RunQuery, limit: int, cursor: str | None = None) -> RunPage:
+        scope = query.scope()
+        position = self._position(open_cursor(scope, cursor) if cursor else None)
+        since = _ms(query.since) if query.since else _FAR_PAST
+        until = _ms(query.until) if query.until else _FAR_FUTURE
+        by_job = query.job is not None
+        if by_job:
+            assert query.namespace is not None and query.job is not None
+            job_key = (query.namespace, query.job)
+            buckets = await self._buckets(
+                "job", "\n".join(job_key), month_bucket(since), month_bucket(until)
+            )
+
+            async def page(bucket: datetime, n: int, state: bytes | None) -> tuple:
+                return await self._execute(
+                    "select_job_index",
+                    (*job_key, bucket, since, until),
+                    fetch_size=n,
+                    paging_state=state,
+                )
+        else:
+            index_state = query.state or ANY_STATE
+            buckets = await self._buckets(
+                "state", index_state, hour_bucket(since), hour_bucket(until)
+            )
+
+            async def page(bucket: datetime, n: int, state: bytes | None) -> tuple:
+                return await self._execute(
+                    "select_state_index",
+                    (index_state, bucket, since, until),
+                    fetch_size=n,
+                    paging_state=state,
+                )
+
+        async def accept(rows: list) -> list[RunStatus]:
+            statuses = await self.get_run_statuses([r[1] for r in rows])
+            kept = []
+            for sort_time, run_id in rows:
+                status = statuses.get(run_id)
+                # index rows are keys only; the status row decides (stale rows are skipped)
+                if (
+                    status is not None
+                    and query.matches(status)
+                    and _ms(query.ordering_time(status)) == _utc(sort_time)
+                ):
+                    kept.append(status)
+            return kept
+
+        runs, end = await walk_buckets(buckets, page, accept, limit, position, max(10 * limit, 500))
+        return RunPage(runs, self._seal(scope, end))
+
+    async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
+        scope = f"children|{run_id}"
+        state = open_cursor(scope, cursor) if cursor else None
+        rows, next_state = await self._execute(
+            "select_parent_index", (run_id,), fetch_size=limit, paging_state=state
+        )
+        statuses = await self.get_run_statuses([r[0] for r in rows])
+        # keys only: the status row decides (a child that moved to another parent is skipped)
+        runs = [
+            statuses[r[0]]
+            for r in rows
+            if r[0] in statuses and statuses[r[0]].parent_run_id == run_id
+        ]
+        if next_state is not None and len(rows) >= limit:
+            ahead, _ = await self._execute(
+                "select_parent_index", (run_id,), fetch_size=1, paging_state=next_state
+            )
+            if not ahead:
+                next_state = None
+        return RunPage(runs, seal_cursor(scope, next_state) if next_state else None)
