@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
+from lineage_faust.domain.times import iso_ms, iso_text
 from lineage_faust.store import RunStatus, StoredEvent
 
-
-def iso_ms(value: datetime | None) -> str | None:
-    """Atlas/Cassandra style: millisecond precision, UTC, trailing Z."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+__all__ = ["iso_ms", "iso_text"]  # the one time format, re-exported for the routes
 
 
 class AtlasEvent(BaseModel):
@@ -69,6 +63,9 @@ class Run(BaseModel):
     nominalStartTime: str | None
     processingType: str | None
     updatedAt: str | None
+    tryNumber: int | None = Field(None, description="Which attempt this run is (Airflow: the try)")
+    maxTries: int | None = Field(None, description="Attempts the producer allows, where it says")
+    retried: bool = Field(False, description="A failed attempt the producer runs again")
 
     @classmethod
     def of(cls, s: RunStatus) -> Run:
@@ -87,9 +84,12 @@ class Run(BaseModel):
             lastEventType=s.last_event_type,
             eventCount=s.event_count,
             errorMessage=s.error_message,
-            nominalStartTime=s.nominal_start_time,
+            nominalStartTime=iso_text(s.nominal_start_time),
             processingType=s.processing_type,
             updatedAt=iso_ms(s.updated_at),
+            tryNumber=s.try_number,
+            maxTries=s.max_tries,
+            retried=s.retried,
         )
 
 
@@ -108,9 +108,12 @@ RUN_EXAMPLE = {
     "lastEventType": "FAIL",
     "eventCount": 3,
     "errorMessage": "psycopg2.OperationalError: connection refused",
-    "nominalStartTime": "2026-11-21T10:00:00+00:00",
+    "nominalStartTime": "2026-11-21T10:00:00.000Z",
     "processingType": "BATCH",
     "updatedAt": "2026-11-21T10:04:13.020Z",
+    "tryNumber": 2,
+    "maxTries": 2,
+    "retried": False,
 }
 
 
@@ -169,7 +172,8 @@ class RunList(BaseModel):
 class JobSummary(BaseModel):
     """Figures over the runs of this page (the newest ``limit`` runs on the first page)."""
 
-    runs: int
+    runs: int = Field(description="Runs of the page, retried attempts left out")
+    retriedTries: int = Field(0, description="Failed attempts that were run again (not counted)")
     lastState: str | None = Field(description="State of the newest run on the page")
     states: dict[str, int] = Field(description="How many runs of the page are in each state")
     successRate: float | None = Field(
@@ -239,10 +243,15 @@ class AlertOut(BaseModel):
     """One alert: the same JSON the alerts topic and webhooks carry."""
 
     alertId: str = Field(description="Deterministic: the same condition of a run, the same id")
-    kind: str = Field(description="failed, retrying_failure, stuck, overdue or recovered")
+    kind: str = Field(
+        description="failed, retrying_failure, stuck, overdue, recovered, stale or fresh"
+    )
     severity: str = Field(description="info, warning or critical")
-    paged: bool = Field(description="Sent to webhooks (retrying failures are recorded only)")
-    runId: str
+    paged: bool = Field(
+        description="Sent to webhooks (retrying failures, and failures that joined an incident "
+        "that already paged, are recorded only)"
+    )
+    runId: str = Field(description="The run (stale/fresh: the dataset's last writer)")
     namespace: str
     job: str
     state: str
@@ -255,7 +264,45 @@ class AlertOut(BaseModel):
     endedAt: str | None
     tryNumber: int | None
     detail: str
-    runUrl: str
+    incidentId: str = Field(description="The incident this alert belongs to")
+    pagedBy: str | None = Field(description="Joined an incident: the alert that paged for it")
+    datasetNamespace: str | None = Field(description="stale / fresh: the dataset")
+    datasetName: str | None
+    runUrl: str | None
+    incidentUrl: str = Field(description="The incident on the ops board")
+
+
+class IncidentOut(BaseModel):
+    """One incident: the alert that paged for it, its root cause, and every alert in it in the
+    order their runs ended."""
+
+    success: bool = True
+    incidentId: str
+    page: AlertOut | None = Field(description="The alert that paged (none: nothing paged)")
+    rootCause: AlertOut = Field(
+        description="The failure whose run ended first: the innermost cause (it is the page "
+        "unless failures of one run tree reached the worker out of order)"
+    )
+    count: int
+    alerts: list[AlertOut]
+
+
+class StaleDataset(BaseModel):
+    namespace: str
+    name: str
+    ageSeconds: float = Field(description="Since its last successful write")
+    maxAgeSeconds: float
+    staleSince: str = Field(description="When the sweep found it stale")
+    lastWrite: str
+    lastWriterRunId: str
+    lastWriterNamespace: str
+    lastWriterJob: str
+
+
+class StaleDatasetList(BaseModel):
+    success: bool = True
+    count: int
+    datasets: list[StaleDataset]
 
 
 class AlertList(BaseModel):

@@ -1,3 +1,3 @@
 """lineage-faust: live run-operations data from OpenLineage events."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from lineage_faust.domain.datasets import INPUT, OUTPUT
-from lineage_faust.store import Store
+from lineage_faust.store.dataset_history import last_writes
 from lineage_faust.store.queries import DatasetLink, DatasetRun
 
 from ..errors import ApiError
@@ -21,6 +21,8 @@ from ..schemas import (
     Impact,
     ImpactedDataset,
     JobLink,
+    StaleDataset,
+    StaleDatasetList,
     iso_ms,
 )
 from .common import Cursor, Limit, RunIdPath, encoded_names, errors, json_response, store_of
@@ -28,8 +30,6 @@ from .runs import run_href
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 Name = Annotated[str, Path(min_length=1, max_length=1024)]
-HISTORY_SCAN = 500  # rows of a dataset's history read to find its last good and failed writes
-FAILED = ("FAIL", "ABORT")
 
 
 def write_of(run: DatasetRun) -> DatasetWrite:
@@ -54,28 +54,33 @@ def job_links(links: list[DatasetLink], direction: str) -> list[JobLink]:
     ]
 
 
-async def last_writes(
-    store: Store, namespace: str, name: str
-) -> tuple[DatasetRun | None, DatasetRun | None, bool]:
-    """(last successful write, last failed write, anything known) from the newest history."""
-    good = failed = None
-    cursor, scanned, known = None, 0, False
-    while scanned < HISTORY_SCAN and (good is None or failed is None):
-        page = await store.list_dataset_runs(namespace, name, 100, cursor)
-        known = known or bool(page.runs)
-        for run in page.runs:
-            status = run.status
-            if run.io.direction != OUTPUT or status is None:
-                continue
-            if good is None and status.state == "COMPLETE":
-                good = run
-            elif failed is None and status.state in FAILED:
-                failed = run
-        scanned += len(page.runs)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return good, failed, known
+@router.get("/datasets", response_model=StaleDatasetList, responses=errors(400, 401, 503))
+async def datasets(
+    request: Request,
+    stale: Annotated[bool, Query(description="Only datasets past their expectation")],
+) -> Response:
+    """Datasets that outlived their freshness expectation (``LINEAGE_DATASET_EXPECTATIONS``),
+    as the worker's last sweep found them, with their age and last writer. Only ``stale=true``
+    is served: the full list of datasets is not kept in one place."""
+    if not stale:
+        raise ApiError(400, "only stale=true is supported: GET /api/v1/datasets?stale=true")
+    now = datetime.now(UTC)
+    lapses = await store_of(request).open_lapses()
+    items = [
+        StaleDataset(
+            namespace=lapse.write.namespace,
+            name=lapse.write.name,
+            ageSeconds=round((now - lapse.write.at).total_seconds(), 3),
+            maxAgeSeconds=lapse.max_age_s,
+            staleSince=iso_ms(lapse.since) or "",
+            lastWrite=iso_ms(lapse.write.at) or "",
+            lastWriterRunId=lapse.write.run_id,
+            lastWriterNamespace=lapse.write.job_namespace,
+            lastWriterJob=lapse.write.job,
+        )
+        for lapse in sorted(lapses, key=lambda lapse: lapse.write.at)
+    ]
+    return json_response(StaleDatasetList(count=len(items), datasets=items))
 
 
 @router.get(

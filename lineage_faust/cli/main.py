@@ -67,19 +67,29 @@ def worker() -> None:
 @click.option(
     "--worker",
     "worker_url",
-    help="A worker's web address (default: http://LINEAGE_WORKER_HOST:LINEAGE_WORKER_PORT).",
+    help="A worker's web address (default: LINEAGE_WORKER_PORT, or the worker `up` started).",
 )
-def stats(worker_url: str | None) -> None:
+@click.option(
+    "--store-only",
+    is_flag=True,
+    help="Only the topic's positions and the store's counts: no worker to ask.",
+)
+def stats(worker_url: str | None, store_only: bool) -> None:
     """Is everything accounted for? The worker's accounting (consumed = stored + deduplicated
     + dead-lettered), the group's lag on the events topic, and the store's row counts.
-    Exits 1 when the accounting does not hold."""
-    from lineage_faust.cli.runtime import resolve_bootstrap
+    Exits 1 when the accounting does not hold or the worker cannot be asked."""
+    from lineage_faust.cli.runtime import resolve_bootstrap, resolve_worker_url
     from lineage_faust.cli.stats import report
 
     s = resolve_bootstrap(_settings())
-    if worker_url is None and s.worker_port:
-        worker_url = f"http://{s.worker_host}:{s.worker_port}"
-    text, ok = report(s, worker_url)
+    if not store_only:
+        worker_url = worker_url or resolve_worker_url(s)
+        if worker_url is None:
+            raise click.ClickException(
+                "no worker to ask for its accounting: set LINEAGE_WORKER_PORT (the worker's "
+                "web port), pass --worker URL, or --store-only for the store's view alone"
+            )
+    text, ok = report(s, None if store_only else worker_url)
     click.echo(text)
     sys.exit(0 if ok else 1)
 

@@ -34,7 +34,7 @@ def worker_accounting(url: str) -> dict[str, Any] | str:
     try:
         body = httpx.get(f"{url.rstrip('/')}/health", timeout=5).json()
     except (httpx.HTTPError, ValueError) as exc:
-        return f"unreachable ({type(exc).__name__})"
+        return f"the worker cannot be reached at {url} ({type(exc).__name__}): is it running?"
     return body.get("accounting") or "no accounting on this worker's /health"
 
 

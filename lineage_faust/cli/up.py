@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from lineage_faust.cli.runtime import broker_file
+from lineage_faust.cli.runtime import broker_file, free_port, worker_file
 from lineage_faust.kafka.embedded import EmbeddedBroker, wait_for_port
 from lineage_faust.settings import Settings, refuse_open_bind
 
@@ -80,6 +80,11 @@ def run_up(settings: Settings) -> int:
         broker_file(settings).write_text(bootstrap)
         env["LINEAGE_EMBEDDED_BROKER"] = "1"
     env["LINEAGE_KAFKA_BOOTSTRAP"] = bootstrap
+    # the worker's web server (/health: its accounting, for `lineage-faust stats`)
+    worker_port = settings.worker_port or free_port(settings.worker_host)
+    env["LINEAGE_WORKER_PORT"] = str(worker_port)
+    worker_url = f"http://{settings.worker_host}:{worker_port}"
+    worker_file(settings).write_text(worker_url)
 
     stopping = False
 
@@ -105,6 +110,7 @@ def run_up(settings: Settings) -> int:
             f"  store       {settings.describe_store()}\n"
             f"  ops board   {api_url}/   (live: {api_url}/api/v1/stream)\n"
             f"  API         {api_url}   (docs: {api_url}/docs, metrics: {api_url}/metrics)\n"
+            f"  worker      {worker_url}/health   (accounting: lineage-faust stats)\n"
             f"  alerts      topic {settings.alerts_topic}, {api_url}/api/v1/alerts, "
             f"{len(settings.webhooks)} webhook(s)\n"
             f"  auth        {_auth_hint(settings)}\n"
@@ -133,5 +139,6 @@ def run_up(settings: Settings) -> int:
         if broker is not None:
             broker.stop()
             broker_file(settings).unlink(missing_ok=True)
+        worker_file(settings).unlink(missing_ok=True)
         click.echo("stopped", err=True)
     return code

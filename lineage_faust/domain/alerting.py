@@ -11,7 +11,15 @@ Kinds:
   (``taskInstance.try_number`` <= ``task.retries``): recorded, paged only under policy ``every``;
 * ``stuck`` — a running run has had no event for longer than the idle threshold;
 * ``overdue`` — a running run has run longer than ``factor`` x its job's typical duration;
-* ``recovered`` — a run that was stuck or overdue completed after all.
+* ``recovered`` — a run that was stuck or overdue completed after all;
+* ``stale`` — a dataset with a freshness expectation was not written successfully in time
+  (``domain/freshness.py``); ``fresh`` — it was written again.
+
+Incidents (``LINEAGE_ALERT_GROUPING=incident``, the default): every alert carries an
+``incidentId``. The final failures of one run tree (a DAG run and its tasks, a dbt job, its
+models and their statements) share one incident, named after the tree's root run; the first of
+them that pages opens it, and those that follow join it unpaged (``pagedBy`` names the page).
+Other kinds are an incident each. ``none`` pages every failure the policy pages.
 
 Policies (``LINEAGE_ALERT_POLICY``): ``every`` failed try pages; ``final`` (default) pages final
 task failures and DAG-run failures; ``dag`` pages DAG-run failures only (runs without a parent).
@@ -20,6 +28,7 @@ Runs of STREAMING jobs never become stuck or overdue: they have no end.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import uuid
 from collections.abc import Iterable, Mapping
@@ -30,6 +39,7 @@ from typing import Any
 
 from lineage_faust.domain.model import ticks_to_datetime
 from lineage_faust.domain.runstate import RUNNING, RunState
+from lineage_faust.domain.times import iso_ms
 
 ALERT_NAMESPACE = uuid.UUID("6f1d0c3e-4b7a-5d2e-9c1f-0a8b7e6d5c4b")
 
@@ -40,12 +50,19 @@ class Policy(StrEnum):
     DAG = "dag"
 
 
+class Grouping(StrEnum):
+    INCIDENT = "incident"
+    NONE = "none"
+
+
 class Kind(StrEnum):
     FAILED = "failed"
     RETRYING = "retrying_failure"
     STUCK = "stuck"
     OVERDUE = "overdue"
     RECOVERED = "recovered"
+    STALE = "stale"
+    FRESH = "fresh"
 
 
 SEVERITY = {
@@ -54,6 +71,8 @@ SEVERITY = {
     Kind.STUCK: "warning",
     Kind.OVERDUE: "warning",
     Kind.RECOVERED: "info",
+    Kind.STALE: "warning",
+    Kind.FRESH: "info",
 }
 SEVERITIES = ("info", "warning", "critical")
 
@@ -71,6 +90,7 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class AlertRules:
     policy: Policy = Policy.FINAL
+    grouping: Grouping = Grouping.INCIDENT
     defaults: Limits = Limits()
     # "namespace" or "namespace/job" -> limits; the job's entry wins over its namespace's
     overrides: Mapping[str, Limits] = field(default_factory=dict)
@@ -102,6 +122,14 @@ class Alert:
     ended_at: datetime | None = None
     try_number: int | None = None
     detail: str = ""
+    incident_id: str = ""  # "" -> an incident of its own (the alert's id)
+    paged_by: str | None = None  # joined an incident: the alert that paged for it
+    dataset_namespace: str | None = None  # stale / fresh: the dataset
+    dataset_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.incident_id:
+            object.__setattr__(self, "incident_id", self.alert_id)
 
     def to_dict(self, api_url: str = "") -> dict[str, Any]:
         """The JSON shape every channel carries (alerts topic, webhooks, API, live stream)."""
@@ -114,16 +142,21 @@ class Alert:
             "namespace": self.namespace,
             "job": self.job,
             "state": self.state,
-            "raisedAt": _iso(self.raised_at),
+            "raisedAt": iso_ms(self.raised_at),
             "parentRunId": self.parent_run_id,
             "rootRunId": self.root_run_id,
             "errorMessage": self.error_message,
             "stackTrace": self.stack_trace,
-            "startedAt": _iso(self.started_at),
-            "endedAt": _iso(self.ended_at),
+            "startedAt": iso_ms(self.started_at),
+            "endedAt": iso_ms(self.ended_at),
             "tryNumber": self.try_number,
             "detail": self.detail,
-            "runUrl": f"{api_url.rstrip('/')}/api/v1/runs/{self.run_id}",
+            "incidentId": self.incident_id,
+            "pagedBy": self.paged_by,
+            "datasetNamespace": self.dataset_namespace,
+            "datasetName": self.dataset_name,
+            "runUrl": f"{api_url.rstrip('/')}/api/v1/runs/{self.run_id}" if self.run_id else None,
+            "incidentUrl": f"{api_url.rstrip('/')}/#incident/{self.incident_id}",
         }
 
     @classmethod
@@ -146,11 +179,11 @@ class Alert:
             ended_at=_parse(data.get("endedAt")),
             try_number=data.get("tryNumber"),
             detail=data.get("detail", ""),
+            incident_id=data.get("incidentId") or "",
+            paged_by=data.get("pagedBy"),
+            dataset_namespace=data.get("datasetNamespace"),
+            dataset_name=data.get("datasetName"),
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _parse(value: str | None) -> datetime | None:
@@ -159,6 +192,24 @@ def _parse(value: str | None) -> datetime | None:
 
 def alert_id(run_id: str, kind: str) -> str:
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{run_id}/{kind}"))
+
+
+def incident_of_tree(root_run_id: str) -> str:
+    """The incident of a run tree's final failures: one per root run."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{root_run_id}/incident"))
+
+
+def groups_by_tree(alert: Alert, rules: AlertRules) -> bool:
+    """Whether ``alert`` belongs to its run tree's incident (else it is one of its own)."""
+    return rules.grouping is Grouping.INCIDENT and alert.kind == Kind.FAILED
+
+
+def in_incident(alert: Alert, incident_id: str, pager_id: str | None) -> Alert:
+    """``alert`` as a member of an incident; ``pager_id``: the alert that paged for it (when
+    it is another one, this alert joins unpaged)."""
+    if pager_id is None or pager_id == alert.alert_id:
+        return dataclasses.replace(alert, incident_id=incident_id)
+    return dataclasses.replace(alert, incident_id=incident_id, paged=False, paged_by=pager_id)
 
 
 def make_alert(state: RunState, kind: Kind, now: float, *, paged: bool, detail: str = "") -> Alert:

@@ -123,13 +123,25 @@ class RunStatus:
     nominal_start_time: str | None
     processing_type: str | None
     updated_at: datetime
+    try_number: int | None = None  # an attempt (an Airflow task try): which one
+    max_tries: int | None = None  # ... of how many the producer allows, where it says
+
+    @property
+    def retried(self) -> bool:
+        """A failed attempt that the producer runs again (not the task's final try)."""
+        return (
+            self.state in ("FAIL", "ABORT")
+            and self.try_number is not None
+            and self.max_tries is not None
+            and self.try_number < self.max_tries
+        )
 
 
 # run_status columns as both stores name them, in RunStatus field order.
 STATUS_COLUMNS = (
     "runId, state, namespace, jobName, parentRunId, rootRunId, firstEventTime, lastEventTime, "
     "startTime, endTime, durationMs, eventCount, lastEventType, errorMessage, nominalStartTime, "
-    "processingType, updatedAt"
+    "processingType, updatedAt, tryNumber, maxTries"
 )
 _STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(RunStatus))
 _STATUS_VALUES = operator.attrgetter(*_STATUS_FIELDS)
@@ -175,6 +187,8 @@ def status_from_state(state: RunState, updated_at: datetime) -> RunStatus:
         nominal_start_time=state.nominal_start_time,
         processing_type=state.processing_type,
         updated_at=updated_at,
+        try_number=state.try_number,
+        max_tries=state.retries + 1 if state.retries is not None else None,
     )
 
 
@@ -221,4 +235,6 @@ def state_from_status(status: RunStatus, seen: list[str], event_count: int) -> R
         finished_at=status.updated_at.timestamp() if status.state in TERMINAL_STATES else None,
         updated_at=status.updated_at.timestamp(),
         seen=seen,
+        try_number=status.try_number,
+        retries=status.max_tries - 1 if status.max_tries is not None else None,
     )

@@ -14,7 +14,12 @@ from functools import cache
 from pathlib import Path
 
 from lineage_faust.domain.alerting import AlertRules
-from lineage_faust.settings.alerts import parse_alert_rules, parse_webhooks
+from lineage_faust.domain.freshness import Expectation
+from lineage_faust.settings.alerts import (
+    parse_alert_rules,
+    parse_dataset_expectations,
+    parse_webhooks,
+)
 from lineage_faust.settings.api import ApiAuth, is_loopback, parse_api_auth, refuse_open_bind
 from lineage_faust.settings.cassandra import CassandraOptions, parse_cassandra
 from lineage_faust.settings.parsing import (
@@ -67,6 +72,8 @@ class Settings:
     # /health reports a stall once events wait this long with nothing consumed
     stall_after_s: float = 60.0
     topic_replication: int = 1  # replication factor of the topics the worker creates
+    # datasets that must be written successfully every so often (LINEAGE_DATASET_EXPECTATIONS)
+    dataset_expectations: tuple[Expectation, ...] = ()
 
     @property
     def producer_max_request_bytes(self) -> int:
@@ -142,6 +149,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         dlq_max_message_bytes=_int(env, "LINEAGE_DLQ_MAX_MESSAGE_BYTES", 1_000_000, minimum=4096),
         stall_after_s=_float(env, "LINEAGE_STALL_AFTER", 60.0, minimum=1.0),
         topic_replication=_int(env, "LINEAGE_TOPIC_REPLICATION", 1),
+        dataset_expectations=parse_dataset_expectations(env),
         sweep_interval_s=_float(
             env,
             "LINEAGE_SWEEP_INTERVAL",

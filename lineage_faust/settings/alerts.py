@@ -1,51 +1,78 @@
-"""Alerting settings: the paging policy, thresholds and overrides, the webhooks."""
+"""Alerting settings: the paging policy and grouping, thresholds and overrides, dataset
+freshness expectations, the webhooks."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from lineage_faust.domain.alerting import AlertRules, Limits, Policy, parse_overrides
+from lineage_faust.domain.alerting import AlertRules, Grouping, Limits, Policy, parse_overrides
+from lineage_faust.domain.freshness import Expectation, parse_expectations
 from lineage_faust.settings.parsing import ConfigError, _duration, _entries, _float, _int
 
 
-def parse_alert_rules(env: Mapping[str, str]) -> AlertRules:
-    policy_raw = (env.get("LINEAGE_ALERT_POLICY") or "final").strip().lower()
+def _json_object(env: Mapping[str, str], name: str, example: str) -> dict | None:
+    """The JSON object in ``NAME`` or in the file ``NAME_FILE`` (None when neither is set)."""
+    raw = env.get(name) or ""
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            raw = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path!r}: cannot read it ({exc.strerror})") from None
+    if not raw.strip():
+        return None
     try:
-        policy = Policy(policy_raw)
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{name}: {exc} (expected JSON like {example})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a JSON object, like {example}")
+    return data
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, kind: type[StrEnum]) -> Any:
+    raw = (env.get(name) or default).strip().lower()
+    try:
+        return kind(raw)
     except ValueError:
-        choices = ", ".join(p.value for p in Policy)
-        raise ConfigError(f"LINEAGE_ALERT_POLICY={policy_raw!r}: one of {choices}") from None
+        raise ConfigError(f"{name}={raw!r}: one of {', '.join(k.value for k in kind)}") from None
+
+
+def parse_alert_rules(env: Mapping[str, str]) -> AlertRules:
     defaults = Limits(
         idle_s=float(_duration(env, "LINEAGE_ALERT_IDLE") or 3600),
         overdue_factor=_float(env, "LINEAGE_ALERT_OVERDUE_FACTOR", 3.0, minimum=1.0),
         min_samples=_int(env, "LINEAGE_ALERT_MIN_SAMPLES", 3),
     )
-    raw = env.get("LINEAGE_ALERT_OVERRIDES") or ""
-    path = env.get("LINEAGE_ALERT_OVERRIDES_FILE")
-    if path:
-        try:
-            raw = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"LINEAGE_ALERT_OVERRIDES_FILE={path!r}: cannot read it ({exc.strerror})"
-            ) from None
-    overrides = {}
-    if raw.strip():
-        try:
-            data = orjson.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object")
-            overrides = parse_overrides(data, defaults)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"LINEAGE_ALERT_OVERRIDES: {exc} (expected JSON like "
-                '{"namespace/job": {"idle_s": 600, "overdue_factor": 2}})'
-            ) from None
-    return AlertRules(policy=policy, defaults=defaults, overrides=overrides)
+    example = '{"namespace/job": {"idle_s": 600, "overdue_factor": 2}}'
+    data = _json_object(env, "LINEAGE_ALERT_OVERRIDES", example)
+    try:
+        overrides = parse_overrides(data, defaults) if data else {}
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"LINEAGE_ALERT_OVERRIDES: {exc} (expected JSON like {example})"
+        ) from None
+    return AlertRules(
+        policy=_choice(env, "LINEAGE_ALERT_POLICY", "final", Policy),
+        grouping=_choice(env, "LINEAGE_ALERT_GROUPING", "incident", Grouping),
+        defaults=defaults,
+        overrides=overrides,
+    )
+
+
+def parse_dataset_expectations(env: Mapping[str, str]) -> tuple[Expectation, ...]:
+    example = '{"postgres://db:5432/shop.public.*": {"maxAgeSeconds": 3600}}'
+    data = _json_object(env, "LINEAGE_DATASET_EXPECTATIONS", example)
+    try:
+        return parse_expectations(data) if data else ()
+    except ValueError as exc:
+        raise ConfigError(f"LINEAGE_DATASET_EXPECTATIONS: {exc}") from None
 
 
 def parse_webhooks(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -12,7 +12,9 @@ from lineage_faust.store.errors import InvalidCursor, SchemaError, StoreError, S
 from lineage_faust.store.interfaces import (
     MAX_PAGE_SIZE,
     AlertOutbox,
+    DatasetFreshness,
     EventSink,
+    IncidentLedger,
     Queries,
     RunStatuses,
     Store,
@@ -50,9 +52,11 @@ def store_for(settings: Settings) -> Store:
 __all__ = [
     "MAX_PAGE_SIZE",
     "AlertOutbox",
+    "DatasetFreshness",
     "DeadLetter",
     "EventPage",
     "EventSink",
+    "IncidentLedger",
     "InvalidCursor",
     "NonRunEvent",
     "Queries",

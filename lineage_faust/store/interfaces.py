@@ -1,5 +1,6 @@
 """The store, as small interfaces by role: the worker's ingest writes (``EventSink``),
-its run-state agent (``RunStatuses``, ``AlertOutbox``), the API (``Queries``).
+its run-state agent (``RunStatuses``, ``AlertOutbox``, ``IncidentLedger``), its freshness
+sweep (``DatasetFreshness``), the API (``Queries``).
 
 Every write is an idempotent upsert keyed by deterministic ids, so at-least-once delivery
 (a batch written again after a crash) never produces a second row.
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from lineage_faust.domain.alerting import Alert
 from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.freshness import Lapse
 from lineage_faust.domain.records import DeadLetter, NonRunEvent, RunStatus, StoredEvent
 from lineage_faust.store.queries import (
     AlertPage,
@@ -129,6 +131,34 @@ class AlertOutbox(abc.ABC):
     async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None: ...
 
 
+class IncidentLedger(abc.ABC):
+    """Which alert pages for each incident: the first to claim it, whoever asks again."""
+
+    @abc.abstractmethod
+    async def claim_incidents(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Claim each ``(incident id, alert id)``: an incident not claimed before is given to
+        the alert (the first claim of an incident in ``claims`` wins); returns, per incident,
+        the alert that holds it. Atomic per incident across processes."""
+
+
+class DatasetFreshness(abc.ABC):
+    """What the freshness sweep reads and keeps: the datasets written, the open lapses."""
+
+    @abc.abstractmethod
+    async def written_datasets(self) -> list[tuple[str, str]]:
+        """``(namespace, name)`` of every dataset seen as a run's output."""
+
+    @abc.abstractmethod
+    async def open_lapses(self) -> list[Lapse]: ...
+
+    @abc.abstractmethod
+    async def open_lapse(self, lapse: Lapse) -> None:
+        """Keep ``lapse`` as the dataset's open lapse (replacing any before it)."""
+
+    @abc.abstractmethod
+    async def close_lapse(self, namespace: str, name: str) -> None: ...
+
+
 class Queries(abc.ABC):
     """What the API reads (it never writes): pages of events, runs, alerts and dataset links.
 
@@ -161,7 +191,8 @@ class Queries(abc.ABC):
 
     @abc.abstractmethod
     async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
-        """The runs whose parent is ``run_id`` (a DAG run's task runs), in runId order.
+        """The runs whose parent is ``run_id`` (a DAG run's task runs), by start time (a run
+        without a START by its first event), then runId.
 
         Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
         """
@@ -174,6 +205,10 @@ class Queries(abc.ABC):
 
         Same paging contract as ``list_runs``. Raises InvalidCursor for a foreign cursor.
         """
+
+    @abc.abstractmethod
+    async def incident_alerts(self, incident_id: str, limit: int) -> list[Alert]:
+        """An incident's alerts, oldest first (the page, then what joined it)."""
 
     @abc.abstractmethod
     async def list_dataset_runs(
@@ -200,6 +235,8 @@ class Store(
     EventSink,
     RunStatuses,
     AlertOutbox,
+    IncidentLedger,
+    DatasetFreshness,
     Queries,
 ):
     """Every role in one: SQLite (embedded) and Cassandra (production) implement all of them;

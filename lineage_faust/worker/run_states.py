@@ -1,5 +1,6 @@
 """The run-state orchestration of track_runs: read a group's runs, fold their updates, store
-statuses and alerts, write the live table, publish; sweep finished and stuck runs.
+statuses and alerts (grouped into incidents), write the live table, publish; sweep finished
+and stuck runs, and (partition 0's owner) stale datasets.
 
 No Faust here: the live table and the publishing are given (``LiveTable``, ``Publish``), so
 this runs in unit tests on a dictionary and a list (``tests/unit/test_run_states.py``).
@@ -34,6 +35,8 @@ from lineage_faust.domain.runstate import (
     is_expired,
 )
 from lineage_faust.store.queries import RunQuery
+from lineage_faust.worker.freshness import DatasetWatch
+from lineage_faust.worker.incidents import Incidents
 from lineage_faust.worker.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,8 @@ class RunStates:
         self.send = publish
         # (namespace, job) -> (cached until, typical duration in ms or None: too few samples)
         self.typical: dict[tuple[str, str], tuple[float, int | None]] = {}
+        self.incidents = Incidents(state)
+        self.datasets = DatasetWatch(state, lambda pending: self.publish([], {}, pending))
 
     # ---- folding updates --------------------------------------------------------------
     async def load(
@@ -144,6 +149,7 @@ class RunStates:
             if state is not None and (state.run_id in changed or may_alert(state))
             for alert in alerting.on_change(state, rules, now, again=True)
         ]
+        candidates = await self.incidents.assign(candidates, states)
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
 
@@ -255,6 +261,8 @@ class RunStates:
                 partition,
             )
         await self.check_running(source, partition, now)
+        if partition == 0:  # one worker judges the datasets: partition 0's owner
+            await self.datasets.sweep()
 
     def index_partitions(self, partitions: set[int]) -> None:
         """Index partitions swept for the first time since start or assignment: one pass

@@ -28,12 +28,19 @@ def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack-compatible message (incoming webhooks: ``text`` plus mrkdwn blocks)."""
     icon = {"critical": ":red_circle:", "warning": ":warning:"}.get(alert["severity"], ":bell:")
     title = f"{icon} {alert['kind'].replace('_', ' ')}: {alert['namespace']}/{alert['job']}"
-    lines = [f"*{title}*", f"run `{alert['runId']}` is {alert['state']}. {alert['detail']}"]
+    if alert.get("datasetName"):
+        title = f"{icon} {alert['kind']}: {alert['datasetNamespace']}/{alert['datasetName']}"
+        lines = [f"*{title}*", alert["detail"]]
+    else:
+        lines = [f"*{title}*", f"run `{alert['runId']}` is {alert['state']}. {alert['detail']}"]
     if alert.get("errorMessage"):
         lines.append(f"> {alert['errorMessage'][:500]}")
     if alert.get("stackTrace"):
         lines.append(f"```{alert['stackTrace'][:1500]}```")
-    lines.append(f"<{alert['runUrl']}|open the run>")
+    links = [f"<{alert['runUrl']}|open the run>"] if alert.get("runUrl") else []
+    if alert.get("incidentUrl"):
+        links.append(f"<{alert['incidentUrl']}|the incident> (what follows joins it, unpaged)")
+    lines.append(" · ".join(links))
     text = "\n".join(lines)
     return {
         "text": title,

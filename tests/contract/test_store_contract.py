@@ -20,6 +20,7 @@ import zstandard
 
 from lineage_faust.domain.alerting import Alert, alert_id
 from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.freshness import Lapse, LastWrite
 from lineage_faust.domain.identity import sort_key
 from lineage_faust.domain.model import ValidEvent, parse_event
 from lineage_faust.domain.records import DeadLetter, NonRunEvent, status_from_state
@@ -385,6 +386,91 @@ async def test_children_of_a_run_walk_every_page_once(store: Store, limit: int) 
         await store.list_children("another-dag-run", 2, page.next_cursor)
 
 
+async def test_children_come_by_start_then_run_id_with_their_tries(store: Store) -> None:
+    def child(run_id: str, minutes: int, **changes: Any):
+        start = T0 + timedelta(minutes=minutes)
+        status = run_status(run_id, "COMPLETE", namespace="ns-start", job=run_id, start=start)
+        return dataclasses.replace(status, parent_run_id="dag-s", **changes)
+
+    no_start = dataclasses.replace(child("c-first-event", 2), start_time=None)
+    kids = [
+        child("c-z", 1),
+        child("c-late", 9),
+        child("c-a", 5, try_number=1, max_tries=2, state="FAIL"),
+        child("c-b", 5, try_number=2, max_tries=2),
+        no_start,  # no START seen: its first event places it
+    ]
+    await store.write_run_statuses(kids)
+    want = ["c-z", "c-first-event", "c-a", "c-b", "c-late"]
+    for limit in (1, 2, 10):
+        assert await walk_children(store, "dag-s", limit) == want
+    # a START that arrives late moves the child
+    moved = child("c-late", 0)
+    await store.write_run_statuses([moved], {"c-late": kids[1]})
+    assert await walk_children(store, "dag-s", 2) == ["c-late", *want[:-1]]
+    page = await store.list_children("dag-s", 10)
+    tries = {r.run_id: (r.try_number, r.max_tries, r.retried) for r in page.runs}
+    assert tries["c-a"] == (1, 2, True) and tries["c-b"] == (2, 2, False)
+    assert tries["c-z"] == (None, None, False)
+
+
+async def test_the_first_claim_of_an_incident_holds_it(store: Store) -> None:
+    assert await store.claim_incidents([]) == {}
+    held = await store.claim_incidents([("inc-1", "alert-a"), ("inc-1", "alert-b")])
+    assert held == {"inc-1": "alert-a"}
+    # claimed again, by anyone, from several tasks at once: the first holder stands
+    results = await asyncio.gather(
+        *(
+            store.claim_incidents([("inc-1", f"alert-{i}"), ("inc-2", f"alert-{i}")])
+            for i in range(5)
+        )
+    )
+    assert all(r["inc-1"] == "alert-a" for r in results)
+    assert len({r["inc-2"] for r in results}) == 1
+
+
+async def test_an_incident_lists_its_alerts_oldest_first(store: Store) -> None:
+    page = dataclasses.replace(make_alert("run-i1", "failed", "critical", BASE), incident_id="inc")
+    joined = dataclasses.replace(
+        make_alert("run-i2", "failed", "critical", BASE + timedelta(seconds=3)),
+        incident_id="inc",
+        paged=False,
+        paged_by=page.alert_id,
+    )
+    alone = make_alert("run-i3", "stuck", "warning", BASE + timedelta(seconds=1))
+    await store.record_alerts([joined, alone, page])
+    assert await store.incident_alerts("inc", 10) == [page, joined]
+    assert await store.incident_alerts(alone.alert_id, 10) == [alone]
+    assert await store.incident_alerts("nothing", 10) == []
+
+
+async def test_open_lapses_and_the_datasets_written(store: Store) -> None:
+    def io(name: str, direction: str, run_id: str) -> DatasetIO:
+        return DatasetIO("pg://db", name, direction, run_id, "etl", "load", BASE)
+
+    await store.write_dataset_io(
+        [
+            io("shop.orders", "output", "r1"),
+            io("shop.raw", "input", "r1"),
+            io("a.b", "output", "r2"),
+        ]
+    )
+    await store.write_dataset_io([io("shop.orders", "output", "r3")])  # written again
+    assert await store.written_datasets() == [("pg://db", "a.b"), ("pg://db", "shop.orders")]
+    write = LastWrite("pg://db", "shop.orders", BASE, "r1", "etl", "load")
+    lapse = Lapse(write, 3600.0, BASE + timedelta(hours=2))
+    assert await store.open_lapses() == []
+    await store.open_lapse(lapse)
+    later = Lapse(dataclasses.replace(write, run_id="r3"), 60.0, BASE + timedelta(hours=3))
+    await store.open_lapse(later)  # replaces the dataset's lapse
+    other = Lapse(dataclasses.replace(write, name="a.b"), 60.0, BASE)
+    await store.open_lapse(other)
+    assert sorted(await store.open_lapses(), key=lambda x: x.write.name) == [other, later]
+    await store.close_lapse("pg://db", "shop.orders")
+    await store.close_lapse("pg://db", "never.stale")  # closing what is not open: nothing
+    assert await store.open_lapses() == [other]
+
+
 def make_alert(run_id: str, kind: str, severity: str, raised_at: datetime) -> Alert:
     return Alert(
         alert_id=alert_id(run_id, kind),
@@ -633,3 +719,43 @@ async def test_dataset_io_round_trip_and_walk(store: Store) -> None:
         ("orders", "output")
     ]
     assert (await store.list_dataset_runs("warehouse", "nothing", 10)).runs == []
+
+
+async def test_a_version_5_sqlite_store_gains_tries_and_incidents_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    with sqlite3.connect(path) as conn:  # the tables version 5 changes, as it left them
+        conn.executescript(
+            """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '5');
+            CREATE TABLE run_status (runId TEXT PRIMARY KEY, state TEXT NOT NULL,
+                namespace TEXT NOT NULL, jobName TEXT NOT NULL, parentRunId TEXT, rootRunId TEXT,
+                firstEventTime INTEGER, lastEventTime INTEGER, startTime INTEGER,
+                endTime INTEGER, durationMs INTEGER, eventCount INTEGER NOT NULL,
+                lastEventType TEXT, errorMessage TEXT, nominalStartTime TEXT,
+                processingType TEXT, updatedAt INTEGER NOT NULL, runTime INTEGER NOT NULL,
+                stateTime INTEGER NOT NULL, expiresAt INTEGER);
+            INSERT INTO run_status VALUES ('old-run', 'COMPLETE', 'ns', 'job', 'p', 'p',
+                1, 2, 1, 2, 1, 2, 'COMPLETE', NULL, NULL, NULL, 3, 1, 2, NULL);
+            CREATE TABLE alerts (alertId TEXT PRIMARY KEY, raisedAt INTEGER NOT NULL,
+                severity TEXT NOT NULL, alert TEXT NOT NULL,
+                published INTEGER NOT NULL DEFAULT 0, expiresAt INTEGER);
+            """
+        )
+        old = make_alert("old-run", "failed", "critical", BASE)
+        text = orjson.dumps({**old.to_dict(), "incidentId": None}).decode()
+        conn.execute(
+            "INSERT INTO alerts (alertId, raisedAt, severity, alert) VALUES (?, ?, ?, ?)",
+            (old.alert_id, 1, "critical", text),
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        [child] = (await store.list_children("p", 10)).runs
+        assert child.run_id == "old-run" and child.try_number is None
+        assert await store.incident_alerts(old.alert_id, 10) == [old]  # its own incident
+        retry = dataclasses.replace(child, try_number=1, max_tries=3, state="FAIL")
+        await store.write_run_statuses([retry])
+        assert (await store.get_run_status("old-run")).retried
+    finally:
+        await store.close()

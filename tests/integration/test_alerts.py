@@ -2,20 +2,19 @@
 broker, real worker processes, a real webhook receiver over HTTP and the real SQLite store.
 
 The shared Airflow samples hold a DAG (``ol_failing_retry``) whose task fails, is retried once and
-fails again, so the DAG run fails: one retrying failure (recorded, not paged), two paged failures.
+fails again, so the DAG run fails: one retrying failure (recorded, not paged), two failures in one
+incident: the task's final try pages, its DAG run's failure joins it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -23,42 +22,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.support.helpers import SAMPLES, Stack, wait_until
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-class Receiver:
-    """A webhook endpoint that answers 500 to the first two tries of every alert."""
-
-    def __init__(self, failures_per_alert: int = 2) -> None:
-        self.failures = failures_per_alert
-        self.tries: Counter[str] = Counter()
-        self.accepted: list[dict] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                alert_id = self.headers["X-Lineage-Alert-Id"]
-                with receiver.lock:
-                    receiver.tries[alert_id] += 1
-                    ok = receiver.tries[alert_id] > receiver.failures
-                    if ok:
-                        receiver.accepted.append(body)
-                self.send_response(200 if ok else 500)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def accepted_ids(self) -> list[str]:
-        with self.lock:
-            return [a["alertId"] for a in self.accepted]
 
 
 @pytest.fixture
@@ -125,7 +91,10 @@ def test_failures_alert_once_with_retries_understood(stack: Stack, receiver: Rec
     assert task_fail["rootRunId"] == dag_fail["runId"] == task_fail["parentRunId"]
     assert task_fail["runUrl"] == f"/api/v1/runs/{task_fail['runId']}"  # the API adds its URL
     assert task_fail["startedAt"] and task_fail["endedAt"] and task_fail["severity"] == "critical"
-    paged = {task_fail["alertId"], dag_fail["alertId"]}
+    assert task_fail["paged"] and not dag_fail["paged"]  # one page for the incident
+    assert dag_fail["pagedBy"] == task_fail["alertId"]
+    assert dag_fail["incidentId"] == task_fail["incidentId"]
+    paged = {task_fail["alertId"]}
     # the receiver said 500 twice per alert: retried, then delivered exactly once each
     wait_until(lambda: set(receiver.accepted_ids()) == paged, 60, "webhooks delivered")
     sent = next(a for a in receiver.accepted if a["alertId"] == task_fail["alertId"])

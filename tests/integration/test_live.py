@@ -229,16 +229,61 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         )
         assert "intentional failure" in page.locator("#failures").inner_text()
 
-        # the runId search opens a DAG run's timeline and task runs
+        # one incident per failure: the task's final try paged, its DAG run joined it
+        page.wait_for_function(
+            "document.querySelectorAll('#incidents tr.incident').length === 2", timeout=30_000
+        )  # (a retried try's notice is no incident)
+        assert page.locator("#incidents tr.incident:has-text('+ 1 joined')").count() == 2
+        # long errors are folded to their first line
+        folded = page.locator("#alerts details.err")
+        assert folded.count() == 4 and folded.first.get_attribute("open") is None
+        assert "Traceback" not in page.locator("#alerts").inner_text()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
+        folded.first.locator("summary").click()
+        assert "Traceback" in page.locator("#alerts").inner_text()
+
+        # the runId search opens a run: its child runs drawn over time, then listed
         dag_run = orjson.loads(new_day.read_bytes().splitlines()[6])["run"]["runId"]
         page.fill("#q", dag_run)
         page.press("#q", "Enter")
         page.wait_for_selector("#children tr", timeout=20_000)
+        bars = page.locator("#child-timeline rect.bar")
+        assert bars.count() == 3  # ok_before, always_fails try 1 (retried), try 2
+        assert page.locator("#child-timeline rect.bar.retried").count() == 1
+        assert page.locator("#child-timeline rect.bar.FAIL").count() == 2
+        labels = page.locator("#child-timeline text").all_text_contents()
+        assert [t for t in labels if "try" in t][-2:] == [
+            "ol_failing_retry.always_fails (try 1)",
+            "ol_failing_retry.always_fails (try 2)",
+        ]  # by start: the first try above the second
         assert page.locator("#timeline tr").count() == 2  # START, FAIL
+        assert "child runs" in page.locator("#run").inner_text().lower()
         page.wait_for_selector("#impact:has-text('nothing known downstream')", timeout=20_000)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "board.png"), full_page=True)
+        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-run-timeline.png"))
+
+        # a bar opens its run; the job link opens the job's history chart
+        bars.nth(2).click()
+        page.wait_for_selector("#run h2:has-text('ol_failing_retry.always_fails')")
+        page.locator("#run h2 a.job").click()
+        page.wait_for_selector("#job-chart", timeout=20_000)
+        assert page.locator("#job-chart rect.bar").count() == 4  # 2 days x 2 tries
+        assert page.locator("#job-chart rect.bar.retried").count() == 2
+        summary = page.locator("#job-summary").inner_text()
+        assert "2 runs" in summary and "success rate 0 %" in summary, summary
+        assert "2 retried tries not counted" in summary
+        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-job-chart.png"))
+
+        # an incident: what paged, then what followed
+        page.locator("#incidents tr.incident:has-text('+ 1 joined') a").first.click()
+        page.wait_for_selector("#incident-page:has-text('failed')", timeout=20_000)
+        assert "always_fails" in page.locator("#incident-page").inner_text()
+        follow_ups = page.locator("#incident-follow-ups tr")
+        assert follow_ups.count() == 1 and "ol_failing_retry" in follow_ups.inner_text()
+        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident.png"))
         browser.close()
+    for shot in ("board.png", "board-run-timeline.png", "board-job-chart.png"):
+        assert (ARTIFACTS / shot).stat().st_size > 10_000, shot
     assert (ARTIFACTS / "board.png").stat().st_size > 10_000
 
 

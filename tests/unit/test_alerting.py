@@ -154,3 +154,19 @@ def test_alert_settings_are_checked_at_start() -> None:
         with pytest.raises(ConfigError, match=words) as caught:
             parse_settings(env)
         assert "secret-token" not in str(caught.value)
+
+
+def test_slack_messages_name_the_dataset_and_link_the_incident() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lineage_faust.domain.freshness import LastWrite, parse_expectations, stale_alert
+    from lineage_faust.worker.webhooks import slack_payload
+
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    write = LastWrite("pg://db", "shop.orders", at, "run-9", "etl", "load")
+    [expectation] = parse_expectations({"pg://db/shop.*": {"maxAgeSeconds": 60}})
+    alert = stale_alert(write, expectation, at + timedelta(hours=1)).to_dict("https://ops")
+    text = slack_payload(alert)["blocks"][0]["text"]["text"]
+    assert "stale: pg://db/shop.orders" in text and "last written 3600 s ago" in text
+    assert f"<https://ops/#incident/{alert['incidentId']}|the incident>" in text
+    assert "<https://ops/api/v1/runs/run-9|open the run>" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -111,9 +112,18 @@ def test_job_summary_over_a_page() -> None:
     ]
     assert summarise(runs) == {
         "runs": 4,
+        "retriedTries": 0,
         "lastState": "RUNNING",
         "states": {"COMPLETE": 2, "FAIL": 1, "RUNNING": 1},
         "successRate": 0.6667,
         "medianDurationMs": 20_000,
     }
     assert summarise([])["successRate"] is None
+    # a task try that failed and was retried is not a failure of the job: its final try counts
+    retried = dataclasses.replace(runs[1], try_number=1, max_tries=2)
+    final = dataclasses.replace(runs[2], try_number=2, max_tries=2)
+    summary = summarise([runs[0], retried, final, runs[3]])
+    assert summary["states"] == {"COMPLETE": 2, "RUNNING": 1}
+    assert (summary["runs"], summary["retriedTries"], summary["successRate"]) == (3, 1, 1.0)
+    last_try_failed = dataclasses.replace(runs[1], try_number=2, max_tries=2)
+    assert summarise([last_try_failed])["states"] == {"FAIL": 1}

@@ -1,15 +1,21 @@
 """track_runs' orchestration without a broker: the live table is a dictionary, publishing a
-list, the store a real SQLite file. Folding, alerts once, revival from the store, sweeps."""
+list, the store a real SQLite file. Folding, alerts once, revival from the store, sweeps,
+incidents (one page per run tree's failure), stale datasets."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
+from lineage_faust.domain.alerting import Grouping
+from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.freshness import parse_expectations
 from lineage_faust.domain.identity import run_partition
 from lineage_faust.domain.model import ValidEvent, parse_event
 from lineage_faust.domain.runstate import RunState, RunUpdate
@@ -17,7 +23,9 @@ from lineage_faust.settings import parse_settings
 from lineage_faust.store import open_store
 from lineage_faust.worker.run_states import Changes, RunStates
 from lineage_faust.worker.state import WorkerState
+from tests.support.dbt_stream import dbt_stream
 from tests.support.helpers import SAMPLES
+from tests.support.runs_data import run_status
 
 PARTITIONS = 4
 
@@ -137,3 +145,95 @@ async def test_sweeps_evict_finished_runs_and_page_a_stuck_one(harness) -> None:
     stuck = [a for batch, _ in published for a in batch if a["kind"] == "stuck"]
     assert [a["runId"] for a in stuck] == [started.run_id]
     assert state.stats.runs_evicted == len(finished) - 1
+
+
+def paged(published: list) -> list[dict]:
+    return [a for batch, _ in published for a in batch if a["paged"]]
+
+
+async def test_a_dag_run_failing_after_its_task_joins_the_tasks_incident(harness) -> None:
+    runs, _, published, store, _ = harness
+    items = updates(SAMPLES.read_bytes().splitlines())
+    task_fail = [u for u in items if u.parent_run_id is not None]
+    dag = [u for u in items if u.parent_run_id is None]
+    await runs.apply(parts(task_fail))  # the task's final try fails first ...
+    await runs.apply(parts(dag))  # ... then its DAG run, because of it
+    alerts = [a for batch, _ in published for a in batch]
+    assert sorted(a["kind"] for a in alerts) == ["failed", "failed", "retrying_failure"]
+    page = [a for a in alerts if a["paged"]]
+    assert len(page) == 1 and page[0]["parentRunId"] is not None  # the task paged
+    dag_failed = next(u for u in dag if u.event_type == "FAIL")
+    dag_alert = next(a for a in alerts if a["runId"] == dag_failed.run_id)
+    assert dag_alert["paged"] is False and dag_alert["pagedBy"] == page[0]["alertId"]
+    assert dag_alert["incidentId"] == page[0]["incidentId"] != page[0]["alertId"]
+    incident = await store.incident_alerts(page[0]["incidentId"], 10)
+    assert [a.alert_id for a in incident] == [page[0]["alertId"], dag_alert["alertId"]]
+
+    # redelivered, and rebuilt from the store: nothing pages again
+    published.clear()
+    await runs.apply(parts(items))
+    assert paged(published) == []
+
+
+async def test_a_dbt_statement_model_and_job_failing_page_once(harness) -> None:
+    runs, _, published, _, _ = harness
+    events, ids = dbt_stream()
+    items = updates(events)
+    for item in items:  # one at a time, in order, as a slow stream delivers them
+        await runs.apply(parts([item]))
+    failed = [a for batch, _ in published for a in batch if a["kind"] == "failed"]
+    assert len(failed) == 3  # statement, model, job
+    assert len({a["incidentId"] for a in failed}) == 1
+    [page] = [a for a in failed if a["paged"]]
+    assert page["runId"] == ids["statements"][-1]  # the root failure: the statement
+
+
+async def test_without_grouping_every_final_failure_pages(harness) -> None:
+    runs, _, published, _, state = harness
+    state.settings = dataclasses.replace(
+        state.settings,
+        alert_rules=dataclasses.replace(state.settings.alert_rules, grouping=Grouping.NONE),
+    )
+    await runs.apply(parts(updates(SAMPLES.read_bytes().splitlines())))
+    assert len(paged(published)) == 2
+    assert all(a["incidentId"] == a["alertId"] for a in paged(published))
+
+
+async def test_a_stale_dataset_pages_once_per_lapse_and_recovers(harness) -> None:
+    runs, _, published, store, state = harness
+    state.settings = dataclasses.replace(
+        state.settings,
+        dataset_expectations=parse_expectations({"pg://db/shop.*": {"maxAgeSeconds": 3600}}),
+    )
+    t0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+
+    async def written(run_id: str, at: datetime, name: str = "shop.orders") -> None:
+        status = run_status(run_id, "COMPLETE", namespace="etl", job="load", start=at, end=at)
+        await store.write_run_statuses([status])
+        io = DatasetIO("pg://db", name, "output", run_id, "etl", "load", at)
+        await store.write_dataset_io([io])
+
+    await written("r1", t0)
+    await written("r-other", t0, name="other.table")  # no expectation: never judged
+    await runs.datasets.sweep(now=t0 + timedelta(minutes=30))
+    assert published == []
+    for minutes in (61, 90):  # stale; swept again: still the same lapse
+        await runs.datasets.sweep(now=t0 + timedelta(minutes=minutes))
+    [stale] = [a for batch, _ in published for a in batch]
+    assert stale["kind"] == "stale" and stale["paged"] and stale["runId"] == "r1"
+    assert (stale["datasetNamespace"], stale["datasetName"]) == ("pg://db", "shop.orders")
+    [lapse] = await store.open_lapses()
+    assert lapse.write.run_id == "r1" and lapse.max_age_s == 3600
+
+    published.clear()
+    await written("r2", t0 + timedelta(minutes=100))
+    await runs.datasets.sweep(now=t0 + timedelta(minutes=101))
+    [fresh] = [a for batch, _ in published for a in batch]
+    assert fresh["kind"] == "fresh" and fresh["runId"] == "r2"
+    assert fresh["incidentId"] == stale["incidentId"]
+    assert await store.open_lapses() == []
+
+    published.clear()  # a second lapse: a new page
+    await runs.datasets.sweep(now=t0 + timedelta(minutes=100 + 61))
+    [again] = [a for batch, _ in published for a in batch]
+    assert again["kind"] == "stale" and again["alertId"] != stale["alertId"]

@@ -1,5 +1,7 @@
 """The alerts outbox on Cassandra: a lightweight transaction records each alert once by id;
-published alerts are marked with a plain update; ``alerts_by_day`` lists them newest first."""
+published alerts are marked with a plain update; ``alerts_by_day`` lists them newest first,
+``alerts_by_incident`` by incident. The incident ledger: a lightweight transaction per
+incident gives it to the first alert that claims it."""
 
 from __future__ import annotations
 
@@ -51,9 +53,27 @@ class CassandraAlerts(CassandraListings):
             self._note_bucket("alerts", "", bucket, writes, noted)
             row = (bucket, raised, alert.alert_id, alert.severity, text)
             writes.append(("insert_alert_by_day", bucket, row))
+            incident = alert.incident_id
+            by_incident = (incident, raised, alert.alert_id, text)
+            writes.append(("insert_alert_by_incident", ("incident", incident), by_incident))
         await self._write_all(writes)
         self._remember_buckets(noted)
         return [alert for alert, _ in recorded]
+
+    async def claim_incidents(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        first = {incident: alert for incident, alert in reversed(claims)}  # first claim wins
+
+        async def claim(incident: str, alert: str) -> tuple[str, str]:
+            rows, _ = await self._execute("claim_incident", (incident, alert))
+            # not applied: the row holds the alert that claimed it first
+            # ([applied], incidentId, alertId)
+            return incident, alert if rows[0][0] else rows[0][2]
+
+        return dict(await asyncio.gather(*(claim(i, a) for i, a in first.items())))
+
+    async def incident_alerts(self, incident_id: str, limit: int) -> list[Alert]:
+        rows, _ = await self._execute("select_alerts_by_incident", (incident_id, limit))
+        return [Alert.from_dict(orjson.loads(r[0])) for r in rows]
 
     async def mark_alerts_published(self, alert_ids: Sequence[str]) -> None:
         ids = dict.fromkeys(alert_ids)

@@ -131,6 +131,7 @@ class _IndexKeys:
     state: tuple[str, datetime, datetime]  # (state, hour bucket, state time)
     every: tuple[str, datetime, datetime]  # ("*", hour bucket, run time)
     job: tuple[str, str, datetime, datetime]  # (namespace, job, month bucket, run time)
+    child: tuple[str, datetime] | None  # (parent run, run time): children by start
 
     @classmethod
     def of(cls, s: RunStatus) -> _IndexKeys:
@@ -139,4 +140,5 @@ class _IndexKeys:
             (s.state, hour_bucket(entered), entered),
             (ANY_STATE, hour_bucket(started), started),
             (s.namespace, s.job, month_bucket(started), started),
+            (s.parent_run_id, started) if s.parent_run_id is not None else None,
         )

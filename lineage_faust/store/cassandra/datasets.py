@@ -3,11 +3,16 @@ and month, ``dataset_jobs``, ``job_datasets``, ``datasets_by_run``)."""
 
 from __future__ import annotations
 
+import asyncio
+import zlib
 from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
-from lineage_faust.domain.datasets import DatasetIO
+import orjson
+
+from lineage_faust.domain.datasets import OUTPUT, DatasetIO
+from lineage_faust.domain.freshness import Lapse, lapse_from_dict, lapse_to_dict
 from lineage_faust.store.cassandra.codecs import (
     _FAR_FUTURE,
     _FAR_PAST,
@@ -16,12 +21,15 @@ from lineage_faust.store.cassandra.codecs import (
     month_bucket,
 )
 from lineage_faust.store.cassandra.runs import CassandraRuns
+from lineage_faust.store.cassandra.schema import WRITTEN_SHARDS
 from lineage_faust.store.cursors import open_cursor
 from lineage_faust.store.queries import (
     DatasetLink,
     DatasetRun,
     DatasetRunPage,
 )
+
+LAPSES = "open"  # stale_datasets' one partition: the open lapses (a few, one per dataset)
 
 
 class CassandraDatasets(CassandraRuns):
@@ -47,6 +55,8 @@ class CassandraDatasets(CassandraRuns):
             writes.append(("insert_dataset_run", (r.namespace, r.name, bucket), run_row))
             of_run = (r.run_id, r.direction, r.namespace, r.name, *io)
             writes.append(("insert_dataset_of_run", ("run", r.run_id), of_run))
+            if r.direction == OUTPUT:
+                self._note_written(r.namespace, r.name, writes, noted)
         # a dataset's and a job's rows are the same for every run: one each per call
         for (ns, name, direction, job_ns, job), at in seen.items():
             dataset_job = (ns, name, direction, job_ns, job, at)
@@ -55,6 +65,35 @@ class CassandraDatasets(CassandraRuns):
             writes.append(("insert_job_dataset", ("job", job_ns, job), job_dataset))
         await self._write_all(writes)
         self._remember_buckets(noted)
+
+    def _note_written(self, namespace: str, name: str, writes: list, noted: list) -> None:
+        """A ``written_datasets`` row for an output, once per process (every time when rows
+        expire: the row must outlive the dataset's newest write)."""
+        key = ("written", f"{namespace}\n{name}", _FAR_PAST)
+        if key in self._known_buckets and not self.retention_s:
+            return
+        shard = zlib.crc32(f"{namespace}\n{name}".encode()) % WRITTEN_SHARDS
+        writes.append(("insert_written_dataset", ("written", shard), (shard, namespace, name)))
+        noted.append(key)
+
+    async def written_datasets(self) -> list[tuple[str, str]]:
+        read = self._all_rows
+        shards = await asyncio.gather(
+            *(read("select_written_datasets", (shard,)) for shard in range(WRITTEN_SHARDS))
+        )
+        return sorted((ns, name) for rows in shards for ns, name in rows)
+
+    async def open_lapses(self) -> list[Lapse]:
+        rows = await self._all_rows("select_lapses", (LAPSES,))
+        return [lapse_from_dict(orjson.loads(r[0])) for r in rows]
+
+    async def open_lapse(self, lapse: Lapse) -> None:
+        text = orjson.dumps(lapse_to_dict(lapse)).decode()
+        row = (LAPSES, lapse.write.namespace, lapse.write.name, text)
+        await self._write_all([("insert_lapse", ("lapse",), row)])
+
+    async def close_lapse(self, namespace: str, name: str) -> None:
+        await self._write_all([("delete_lapse", ("lapse",), (LAPSES, namespace, name))])
 
     @staticmethod
     def _io_row(row: Sequence[Any]) -> DatasetIO:

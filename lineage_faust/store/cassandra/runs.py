@@ -12,6 +12,7 @@ from typing import Any
 
 from lineage_faust.domain.records import (
     RunStatus,
+    run_time,
     status_to_row,
 )
 from lineage_faust.store.cassandra.codecs import (
@@ -29,6 +30,7 @@ from lineage_faust.store.cassandra.codecs import (
 )
 from lineage_faust.store.cassandra.listings import CassandraListings
 from lineage_faust.store.cursors import open_cursor, seal_cursor
+from lineage_faust.store.errors import InvalidCursor
 from lineage_faust.store.queries import (
     RunPage,
     RunQuery,
@@ -76,11 +78,11 @@ class CassandraRuns(CassandraListings):
                 writes.append((write, (write, *current[:key_size]), (*current, run_id)))
             if stale is not None and stale != current:
                 writes.append((delete, (write, *stale[:key_size]), (*stale, run_id)))
-        parent, old_parent = status.parent_run_id, before.parent_run_id if before else None
-        if parent is not None and (parent != old_parent or self.retention_s):
-            writes.append(("insert_parent_index", ("parent", parent), (parent, run_id)))
-        if old_parent is not None and old_parent != parent:
-            writes.append(("delete_parent_index", ("parent", old_parent), (old_parent, run_id)))
+        child, old_child = new.child, old.child if old is not None else None
+        if child is not None and (child != old_child or self.retention_s):
+            writes.append(("insert_child_index", ("child", child[0]), (*child, run_id)))
+        if old_child is not None and old_child != child:
+            writes.append(("delete_child_index", ("child", old_child[0]), (*old_child, run_id)))
 
     async def get_run_status(self, run_id: str) -> RunStatus | None:
         rows, _ = await self._execute("select_status", (run_id,))
@@ -146,22 +148,44 @@ class CassandraRuns(CassandraListings):
         return RunPage(runs, self._seal(scope, end))
 
     async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
+        # cursor: b"S" + paging state in children_by_start, or b"L" + paging state in
+        # runs_by_parent (children written before version 6, in runId order)
         scope = f"children|{run_id}"
-        state = open_cursor(scope, cursor) if cursor else None
-        rows, next_state = await self._execute(
-            "select_parent_index", (run_id,), fetch_size=limit, paging_state=state
+        raw = open_cursor(scope, cursor) if cursor else None
+        if raw is not None and raw[:1] not in (b"S", b"L"):
+            raise InvalidCursor("pagingState was not issued for this query")
+        if raw is None or raw[:1] == b"S":
+            state = raw[1:] if raw else None
+            runs, next_state = await self._children_page(
+                "select_child_index", run_id, limit, state, by_start=True
+            )
+            if runs or raw is not None or next_state is not None:
+                return RunPage(runs, seal_cursor(scope, b"S" + next_state) if next_state else None)
+        runs, next_state = await self._children_page(
+            "select_parent_index", run_id, limit, raw[1:] if raw else None, by_start=False
         )
-        statuses = await self.get_run_statuses([r[0] for r in rows])
-        # keys only: the status row decides (a child that moved to another parent is skipped)
+        return RunPage(runs, seal_cursor(scope, b"L" + next_state) if next_state else None)
+
+    async def _children_page(
+        self, statement: str, run_id: str, limit: int, state: bytes | None, *, by_start: bool
+    ) -> tuple[list[RunStatus], bytes | None]:
+        rows, next_state = await self._execute(
+            statement, (run_id,), fetch_size=limit, paging_state=state
+        )
+        keys = [(r[0], r[1]) if by_start else (None, r[0]) for r in rows]
+        statuses = await self.get_run_statuses([k for _, k in keys])
+        # keys only: the status row decides (a child that moved is skipped)
         runs = [
-            statuses[r[0]]
-            for r in rows
-            if r[0] in statuses and statuses[r[0]].parent_run_id == run_id
+            status
+            for at, key in keys
+            if (status := statuses.get(key)) is not None
+            and status.parent_run_id == run_id
+            and (at is None or _ms(run_time(status)) == _utc(at))
         ]
         if next_state is not None and len(rows) >= limit:
             ahead, _ = await self._execute(
-                "select_parent_index", (run_id,), fetch_size=1, paging_state=next_state
+                statement, (run_id,), fetch_size=1, paging_state=next_state
             )
             if not ahead:
                 next_state = None
-        return RunPage(runs, seal_cursor(scope, next_state) if next_state else None)
+        return runs, next_state

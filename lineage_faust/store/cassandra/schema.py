@@ -15,8 +15,11 @@ runs_by_state       (state, hour)                   "what failed in the last hou
                                                     Bounded by one hour's runs.
 runs_by_job         (namespace, jobName, month)     a job's run history, newest first.
                     (sortTime DESC, runId)          Bounded by one month of one job's runs.
-runs_by_parent      parentRunId (runId)             a run's children (a DAG run's task
-                                                    runs). Bounded by one run's children.
+runs_by_parent      parentRunId (runId)             a run's children, as written before
+                                                    version 6 (read when children_by_start
+                                                    has none).
+children_by_start   parentRunId (sortTime, runId)   a run's children by start. Bounded by one
+                                                    run's children.
 buckets             (scope, name) (bucket DESC)     which hour/month/day partitions exist, so
                                                     a walk back in time skips empty ones. One
                                                     row per bucket; kept without TTL.
@@ -27,6 +30,9 @@ dead_letters        day (receivedAt DESC, source    the latest rejected messages
 alerts              alertId                         one alert: written once (IF NOT EXISTS),
                                                     then marked published (the outbox).
 alerts_by_day       day (raisedAt DESC, alertId)    alerts newest first. One day's alerts.
+alerts_by_incident  incidentId (raisedAt, alertId)  an incident's alerts. A handful.
+incidents           incidentId                      which alert paged for it: claimed once
+                                                    (IF NOT EXISTS).
 dataset_runs        (dsNamespace, dsName, month)    runs that read or wrote a dataset (sorted
                     (runId, direction)              by time when read). One month of one.
 dataset_jobs        (dsNamespace, dsName)           jobs seen reading/writing a dataset.
@@ -34,10 +40,14 @@ dataset_jobs        (dsNamespace, dsName)           jobs seen reading/writing a 
 job_datasets        (jobNamespace, jobName)         datasets a job read/wrote (impact).
                     (direction, dataset)            Bounded by the job's datasets.
 datasets_by_run     runId (direction, dataset)      one run's datasets. A handful.
+written_datasets    shard (dsNamespace, dsName)     every dataset written (the freshness
+                                                    sweep), over 16 shards by name.
+stale_datasets      scope (dsNamespace, dsName)     open freshness lapses. Bounded by the
+                                                    datasets with an expectation.
 schema_meta         name                            the schema version.
 ==================  ==============================  =========================================
 
-Index tables (``runs_by_state``, ``runs_by_job``, ``runs_by_parent``) hold keys only: a
+Index tables (``runs_by_state``, ``runs_by_job``, ``children_by_start``) hold keys only: a
 listing reads the statuses from ``run_status`` and drops index rows that no longer match it,
 so an index row
 left behind (a lost delete, a rebalance race) can never show a wrong state. That also makes a
@@ -50,10 +60,15 @@ from __future__ import annotations
 from lineage_faust.settings import CassandraOptions
 
 # 2: runs_by_parent; 3: alerts, alerts_by_day; 4: dataset tables; 5: a dead letter's size and
-# hash (each created in place by init-store / CREATE_SCHEMA=1)
-SCHEMA_VERSION = 5
+# hash; 6: tries, children by start, incidents, freshness (each created in place by
+# init-store / CREATE_SCHEMA=1)
+SCHEMA_VERSION = 6
 # columns added to tables of earlier versions (ALTER TABLE ... ADD)
-ADDED_COLUMNS = {"dead_letters": (("valueBytes", "int"), ("valueSha256", "text"))}
+ADDED_COLUMNS = {
+    "dead_letters": (("valueBytes", "int"), ("valueSha256", "text")),
+    "run_status": (("tryNumber", "int"), ("maxTries", "int")),
+}
+WRITTEN_SHARDS = 16
 INDEX_GC_GRACE_S = 3 * 3600
 
 # Tables whose rows expire after LINEAGE_RETENTION (default_time_to_live); buckets and
@@ -64,14 +79,18 @@ DATA_TABLES = (
     "runs_by_state",
     "runs_by_job",
     "runs_by_parent",
+    "children_by_start",
     "non_run_events",
     "dead_letters",
     "alerts",
     "alerts_by_day",
+    "alerts_by_incident",
+    "incidents",
     "dataset_runs",
     "dataset_jobs",
     "job_datasets",
     "datasets_by_run",
+    "written_datasets",
 )
 
 _TABLES = {
@@ -88,7 +107,8 @@ _TABLES = {
             firstEventTime timestamp, lastEventTime timestamp,
             startTime timestamp, endTime timestamp, durationMs bigint,
             eventCount int, lastEventType text, errorMessage text,
-            nominalStartTime text, processingType text, updatedAt timestamp
+            nominalStartTime text, processingType text, updatedAt timestamp,
+            tryNumber int, maxTries int
         ) WITH {options}""",
     "runs_by_state": """
         CREATE TABLE IF NOT EXISTS {ks}.runs_by_state (
@@ -107,6 +127,12 @@ _TABLES = {
             parentRunId text, runId text,
             PRIMARY KEY ((parentRunId), runId)
         ) WITH gc_grace_seconds = {gc_grace} AND {options}""",
+    "children_by_start": """
+        CREATE TABLE IF NOT EXISTS {ks}.children_by_start (
+            parentRunId text, sortTime timestamp, runId text,
+            PRIMARY KEY ((parentRunId), sortTime, runId)
+        ) WITH CLUSTERING ORDER BY (sortTime ASC, runId ASC)
+          AND gc_grace_seconds = {gc_grace} AND {options}""",
     "buckets": """
         CREATE TABLE IF NOT EXISTS {ks}.buckets (
             scope text, name text, bucket timestamp,
@@ -137,6 +163,15 @@ _TABLES = {
             bucket timestamp, raisedAt timestamp, alertId text, severity text, alert text,
             PRIMARY KEY ((bucket), raisedAt, alertId)
         ) WITH CLUSTERING ORDER BY (raisedAt DESC, alertId ASC) AND {options}""",
+    "alerts_by_incident": """
+        CREATE TABLE IF NOT EXISTS {ks}.alerts_by_incident (
+            incidentId text, raisedAt timestamp, alertId text, alert text,
+            PRIMARY KEY ((incidentId), raisedAt, alertId)
+        ) WITH CLUSTERING ORDER BY (raisedAt ASC, alertId ASC) AND {options}""",
+    "incidents": """
+        CREATE TABLE IF NOT EXISTS {ks}.incidents (
+            incidentId text PRIMARY KEY, alertId text
+        ) WITH {options}""",
     "dataset_runs": """
         CREATE TABLE IF NOT EXISTS {ks}.dataset_runs (
             dsNamespace text, dsName text, bucket timestamp, runId text, direction text,
@@ -162,6 +197,16 @@ _TABLES = {
             jobName text, eventTime timestamp, rowCount bigint, sizeBytes bigint,
             PRIMARY KEY ((runId), direction, dsNamespace, dsName)
         ) WITH {options}""",
+    "written_datasets": """
+        CREATE TABLE IF NOT EXISTS {ks}.written_datasets (
+            shard int, dsNamespace text, dsName text,
+            PRIMARY KEY ((shard), dsNamespace, dsName)
+        ) WITH {options}""",
+    "stale_datasets": """
+        CREATE TABLE IF NOT EXISTS {ks}.stale_datasets (
+            scope text, dsNamespace text, dsName text, lapse text,
+            PRIMARY KEY ((scope), dsNamespace, dsName)
+        ) WITH default_time_to_live = 0""",
     "schema_meta": """
         CREATE TABLE IF NOT EXISTS {ks}.schema_meta (name text PRIMARY KEY, value text)
         WITH default_time_to_live = 0""",

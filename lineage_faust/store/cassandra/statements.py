@@ -63,6 +63,16 @@ def _statements(ks: str) -> dict[str, str]:
             f"DELETE FROM {ks}.runs_by_parent WHERE parentRunId = ? AND runId = ?"
         ),
         "select_parent_index": f"SELECT runId FROM {ks}.runs_by_parent WHERE parentRunId = ?",
+        "insert_child_index": (
+            f"INSERT INTO {ks}.children_by_start (parentRunId, sortTime, runId) VALUES (?, ?, ?)"
+        ),
+        "delete_child_index": (
+            f"DELETE FROM {ks}.children_by_start "
+            "WHERE parentRunId = ? AND sortTime = ? AND runId = ?"
+        ),
+        "select_child_index": (
+            f"SELECT sortTime, runId FROM {ks}.children_by_start WHERE parentRunId = ?"
+        ),
         "insert_bucket": f"INSERT INTO {ks}.buckets (scope, name, bucket) VALUES (?, ?, ?)",
         "select_buckets": (
             f"SELECT bucket FROM {ks}.buckets WHERE scope = ? AND name = ? "
@@ -103,6 +113,30 @@ def _statements(ks: str) -> dict[str, str]:
             f"SELECT raisedAt, alertId, severity, alert FROM {ks}.alerts_by_day "
             "WHERE bucket = ? AND raisedAt >= ?"
         ),
+        "insert_alert_by_incident": (
+            f"INSERT INTO {ks}.alerts_by_incident (incidentId, raisedAt, alertId, alert) "
+            "VALUES (?, ?, ?, ?)"
+        ),
+        "select_alerts_by_incident": (
+            f"SELECT alert FROM {ks}.alerts_by_incident WHERE incidentId = ? LIMIT ?"
+        ),
+        "claim_incident": (
+            f"INSERT INTO {ks}.incidents (incidentId, alertId) VALUES (?, ?) IF NOT EXISTS"
+        ),
+        "insert_written_dataset": (
+            f"INSERT INTO {ks}.written_datasets (shard, dsNamespace, dsName) VALUES (?, ?, ?)"
+        ),
+        "select_written_datasets": (
+            f"SELECT dsNamespace, dsName FROM {ks}.written_datasets WHERE shard = ?"
+        ),
+        "insert_lapse": (
+            f"INSERT INTO {ks}.stale_datasets (scope, dsNamespace, dsName, lapse) "
+            "VALUES (?, ?, ?, ?)"
+        ),
+        "delete_lapse": (
+            f"DELETE FROM {ks}.stale_datasets WHERE scope = ? AND dsNamespace = ? AND dsName = ?"
+        ),
+        "select_lapses": f"SELECT lapse FROM {ks}.stale_datasets WHERE scope = ?",
         "insert_dataset_run": (
             f"INSERT INTO {ks}.dataset_runs (dsNamespace, dsName, bucket, runId, direction, "
             "jobNamespace, jobName, eventTime, rowCount, sizeBytes) "

@@ -1,4 +1,5 @@
-"""The alerts outbox in SQLite: an alert recorded once by id, published, marked published."""
+"""The alerts outbox in SQLite: an alert recorded once by id, published, marked published;
+the incident ledger: the first alert to claim an incident holds it."""
 
 from __future__ import annotations
 
@@ -30,7 +31,14 @@ class SQLiteAlerts(SQLiteConnection):
             return []
         expires = self._expires_at()
         rows = [
-            (a.alert_id, _us(a.raised_at), a.severity, orjson.dumps(a.to_dict()).decode(), expires)
+            (
+                a.alert_id,
+                _us(a.raised_at),
+                a.severity,
+                orjson.dumps(a.to_dict()).decode(),
+                expires,
+                a.incident_id,
+            )
             for a in alerts
         ]
         ids = [a.alert_id for a in alerts]
@@ -40,7 +48,8 @@ class SQLiteAlerts(SQLiteConnection):
             try:
                 _execute_rows(
                     conn,
-                    "INSERT OR IGNORE INTO alerts (alertId, raisedAt, severity, alert, expiresAt)",
+                    "INSERT OR IGNORE INTO alerts "
+                    "(alertId, raisedAt, severity, alert, expiresAt, incidentId)",
                     rows,
                 )
                 marks = ",".join("?" * len(ids))
@@ -64,6 +73,42 @@ class SQLiteAlerts(SQLiteConnection):
         await self._write_rows(
             "UPDATE alerts SET published = 1 WHERE alertId IN (", [(i,) for i in alert_ids], ")"
         )
+
+    async def claim_incidents(self, claims: Sequence[tuple[str, str]]) -> dict[str, str]:
+        if not claims:
+            return {}
+        expires = self._expires_at()
+        first = {incident: alert for incident, alert in reversed(claims)}  # first claim wins
+        ids = list(first)
+
+        def claim(conn: sqlite3.Connection) -> list[tuple]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO incidents (incidentId, alertId, expiresAt) "
+                    "VALUES (?, ?, ?)",
+                    [(incident, alert, expires) for incident, alert in first.items()],
+                )
+                marks = ",".join("?" * len(ids))
+                held = conn.execute(
+                    f"SELECT incidentId, alertId FROM incidents WHERE incidentId IN ({marks})", ids
+                ).fetchall()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return held
+
+        return dict(await self._run(claim))
+
+    async def incident_alerts(self, incident_id: str, limit: int) -> list[Alert]:
+        sql = (
+            f"SELECT alert FROM alerts WHERE incidentId = ? AND {_LIVE} "
+            "ORDER BY raisedAt, alertId LIMIT ?"
+        )
+        params = (incident_id, _now_us(), limit)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [Alert.from_dict(orjson.loads(r[0])) for r in rows]
 
     async def list_alerts(
         self, query: AlertQuery, limit: int, cursor: str | None = None

@@ -33,6 +33,7 @@ from lineage_faust.store.sqlite.schema import (
     _DATA_TABLES,
     _MIGRATE_FROM_1,
     _MIGRATE_TO_5,
+    _MIGRATE_TO_6,
     _SCHEMA,
     SCHEMA_VERSION,
     _statements,
@@ -130,6 +131,9 @@ class SQLiteConnection:
                     conn.execute(statement)
             if found is not None and found < 5:
                 for statement in _statements(_MIGRATE_TO_5):
+                    conn.execute(statement)
+            if found is not None and found < 6:
+                for statement in _statements(_MIGRATE_TO_6):
                     conn.execute(statement)
             for statement in _statements(_SCHEMA):
                 conn.execute(statement)

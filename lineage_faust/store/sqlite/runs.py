@@ -12,7 +12,6 @@ from lineage_faust.domain.records import (
     state_time,
     status_to_row,
 )
-from lineage_faust.store.cursors import open_cursor, seal_cursor
 from lineage_faust.store.queries import (
     RunPage,
     RunQuery,
@@ -104,15 +103,19 @@ class SQLiteRuns(SQLiteConnection):
 
     async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
         scope = f"children|{run_id}"
-        after = open_cursor(scope, cursor).decode() if cursor else ""
+        where, params = ["parentRunId = ?", _LIVE], [run_id, _now_us()]
+        if position := _open_time_cursor(scope, cursor):
+            at, after_run = position
+            where.append("(runTime > ? OR (runTime = ? AND runId > ?))")
+            params += [at, at, after_run]
         sql = (
-            f"SELECT {STATUS_COLUMNS} FROM run_status WHERE parentRunId = ? AND runId > ? "
-            f"AND {_LIVE} ORDER BY runId LIMIT ?"
+            f"SELECT {STATUS_COLUMNS}, runTime FROM run_status WHERE {' AND '.join(where)} "
+            "ORDER BY runTime, runId LIMIT ?"
         )
-        params = (run_id, after, _now_us(), limit + 1)
+        params.append(limit + 1)
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = seal_cursor(scope, rows[-1][0].encode())
-        return RunPage([_status_row(r) for r in rows], next_cursor)
+            next_cursor = _seal_time_cursor(scope, rows[-1][-1], rows[-1][0])
+        return RunPage([_status_row(r[:-1]) for r in rows], next_cursor)

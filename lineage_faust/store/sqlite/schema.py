@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS run_status (
     updatedAt INTEGER NOT NULL,
     runTime INTEGER NOT NULL,            -- base.run_time: job history order
     stateTime INTEGER NOT NULL,          -- base.state_time: "failed in the last hour" order
-    expiresAt INTEGER
+    expiresAt INTEGER,
+    tryNumber INTEGER,
+    maxTries INTEGER
 );
 -- In listing order (time DESC, runId ASC), so a page is an index range scan with no sort.
 DROP INDEX IF EXISTS run_status_by_state_time;
@@ -54,7 +56,9 @@ CREATE INDEX IF NOT EXISTS run_status_by_job_listing
     ON run_status (namespace, jobName, runTime DESC, runId ASC);
 CREATE INDEX IF NOT EXISTS run_status_by_run_time_listing ON run_status (runTime DESC, runId ASC);
 DROP INDEX IF EXISTS run_status_by_parent;
-CREATE INDEX IF NOT EXISTS run_status_by_parent_run ON run_status (parentRunId, runId);
+DROP INDEX IF EXISTS run_status_by_parent_run;
+-- a run's children by start (then runId)
+CREATE INDEX IF NOT EXISTS run_status_children ON run_status (parentRunId, runTime, runId);
 
 CREATE TABLE IF NOT EXISTS non_run_events (
     id INTEGER PRIMARY KEY,
@@ -92,9 +96,26 @@ CREATE TABLE IF NOT EXISTS alerts (
     severity TEXT NOT NULL,
     alert TEXT NOT NULL,                 -- the alert as JSON (the shape every channel carries)
     published INTEGER NOT NULL DEFAULT 0,
-    expiresAt INTEGER
+    expiresAt INTEGER,
+    incidentId TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_listing ON alerts (raisedAt DESC, alertId ASC);
+CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incidentId, raisedAt);
+
+-- which alert paged for each incident: the first to claim it
+CREATE TABLE IF NOT EXISTS incidents (
+    incidentId TEXT PRIMARY KEY,
+    alertId TEXT NOT NULL,
+    expiresAt INTEGER
+);
+
+-- datasets that outlived their freshness expectation (open lapses)
+CREATE TABLE IF NOT EXISTS stale_datasets (
+    dsNamespace TEXT NOT NULL,
+    dsName TEXT NOT NULL,
+    lapse TEXT NOT NULL,                 -- the lapse as JSON (domain.freshness.Lapse)
+    PRIMARY KEY (dsNamespace, dsName)
+);
 
 CREATE TABLE IF NOT EXISTS dataset_io (
     dsNamespace TEXT NOT NULL,
@@ -144,6 +165,13 @@ _MIGRATE_TO_5 = """
 ALTER TABLE dead_letters ADD COLUMN valueBytes INTEGER;
 ALTER TABLE dead_letters ADD COLUMN valueSha256 TEXT
 """
+# Version 6: tries on run statuses, incidents on alerts (new tables come from _SCHEMA).
+_MIGRATE_TO_6 = """
+ALTER TABLE run_status ADD COLUMN tryNumber INTEGER;
+ALTER TABLE run_status ADD COLUMN maxTries INTEGER;
+ALTER TABLE alerts ADD COLUMN incidentId TEXT;
+UPDATE alerts SET incidentId = alertId
+"""
 _DATA_TABLES = (
     "events_by_run",
     "run_status",
@@ -152,6 +180,7 @@ _DATA_TABLES = (
     "alerts",
     "dataset_io",
     "dataset_jobs",
+    "incidents",
 )
 
 

@@ -1,0 +1,96 @@
+"""Incidents for the run-state agent: which run tree a failure belongs to, and whether its
+incident already paged. The rule is ``domain.alerting`` (``groups_by_tree``, ``in_incident``);
+here are the lookups: a run's ancestors from the batch's states, then from the store, and the
+store's incident ledger (the first alert to claim an incident pages for it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+
+from lineage_faust.domain import alerting
+from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.records import RunStatus
+from lineage_faust.domain.runstate import RunState
+from lineage_faust.worker.state import WorkerState
+
+# Levels walked up from a failed run to its root: Airflow and dbt trees are 2-3 deep (job,
+# model, statement); a producer's parent chain longer than this ends its tree there.
+MAX_ANCESTRY = 8
+
+Known = dict[str, RunState | RunStatus]
+
+
+class Incidents:
+    def __init__(self, state: WorkerState) -> None:
+        self.state = state
+
+    async def roots(self, runs: list[RunState], known: Known) -> dict[str, str]:
+        """Each run's root run id: the facet's root where the producer names it, else the
+        top of its parent chain as far as it is known (states first, then the store)."""
+        w = self.state
+        at: dict[str, RunState | RunStatus] = {r.run_id: r for r in runs}
+        roots: dict[str, str] = {}
+        for _ in range(MAX_ANCESTRY):
+            wanted = {}
+            for run_id, current in at.items():
+                up = current.root_run_id or current.parent_run_id
+                if up is None or up == current.run_id:
+                    roots[run_id] = current.run_id
+                elif up not in known:
+                    wanted[run_id] = up
+            missing = [up for up in wanted.values() if up not in known]
+            if missing:
+                found = await w.retrying(
+                    "read ancestors", partial(w.store.get_run_statuses, missing)
+                )
+                known.update(found)
+            moved = {}
+            for run_id, current in at.items():
+                if run_id in roots:
+                    continue
+                up = current.root_run_id or current.parent_run_id
+                assert up is not None
+                if up in known:
+                    moved[run_id] = known[up]
+                else:
+                    roots[run_id] = up  # not seen (yet): the top as far as is known
+            at = moved
+            if not at:
+                break
+        for run_id, current in at.items():
+            roots[run_id] = current.run_id
+        return roots
+
+    async def assign(
+        self, alerts: list[Alert], states: Mapping[str, RunState | None]
+    ) -> list[Alert]:
+        """``alerts`` with their incidents: a run tree's new final failures share the tree's
+        incident, and only the first to claim it pages. Alerts already raised (noted in their
+        run's state) are left as they are: the outbox returns them as first recorded."""
+        w = self.state
+        rules = w.settings.alert_rules
+        new = [
+            a
+            for a in alerts
+            if alerting.groups_by_tree(a, rules)
+            and (s := states.get(a.run_id)) is not None
+            and a.kind not in s.alerted
+        ]
+        if not new:
+            return alerts
+        known: Known = {run_id: s for run_id, s in states.items() if s is not None}
+        runs = [states[a.run_id] for a in new]
+        roots = await self.roots([r for r in runs if r is not None], known)
+        incident = {a.alert_id: alerting.incident_of_tree(roots[a.run_id]) for a in new}
+        # within one group, the failure that ended first is the cause: it claims first (a
+        # group's runs come in partition order, not in time order)
+        first = sorted(new, key=lambda a: (a.ended_at or a.raised_at, a.alert_id))
+        claims = [(incident[a.alert_id], a.alert_id) for a in first if a.paged]
+        pagers = await w.retrying("claim incidents", partial(w.store.claim_incidents, claims))
+        return [
+            alerting.in_incident(a, incident[a.alert_id], pagers.get(incident[a.alert_id]))
+            if a.alert_id in incident
+            else a
+            for a in alerts
+        ]
