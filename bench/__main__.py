@@ -1,7 +1,7 @@
 """Every benchmark in one run, one table: ``python -m bench`` (or ``make bench``).
 
     python -m bench [--events 100000] [--api-events 1000000] [--memory-runs 1000000]
-                    [--only throughput freshness api memory] [--quick]
+                    [--only throughput freshness detect recover api memory] [--quick]
 
 Each part starts its own embedded broker and real processes; figures are printed beside a
 ceiling or baseline measured in the same run (these machines are noisy), and the whole table
@@ -15,10 +15,10 @@ import argparse
 import sys
 import time
 
-from bench import api_latency, freshness, memory, throughput
+from bench import api_latency, detect, freshness, memory, recover, throughput
 from bench.report import Row, print_table, write_json
 
-PARTS = ("throughput", "freshness", "api", "memory")
+PARTS = ("throughput", "freshness", "detect", "recover", "api", "memory")
 
 
 def main() -> None:
@@ -40,6 +40,10 @@ def main() -> None:
             rows += throughput.run(args.events, [1, 2])
         elif part == "freshness":
             rows += freshness.run(args.rate, 30)
+        elif part == "detect":
+            rows += detect.run([0, args.rate], 20 if args.quick else 60)
+        elif part == "recover":
+            rows += recover.run(10_000)
         elif part == "api":
             rows += api_latency.run(args.api_events, 2000, [1, 4])
         else:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from bench.report import Row, print_table
 from lineage_faust.store import open_store
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -57,6 +60,20 @@ def store_target(kind: str, tmp: Path) -> Iterator[StoreTarget]:
         yield StoreTarget("Cassandra", url)
     finally:
         _drop_keyspace(url, keyspace)
+
+
+def for_each_store(measure: Callable[[StoreTarget, Path], list[Row]]) -> list[Row]:
+    """``measure`` on a fresh SQLite store, then on a fresh Cassandra keyspace when
+    ``LINEAGE_STORE`` names a cluster (else a line says it was skipped); the table so far is
+    printed after each, so a long run shows progress."""
+    rows: list[Row] = []
+    for kind in ["sqlite", "cassandra"] if cassandra_url() else ["sqlite"]:
+        with tempfile.TemporaryDirectory() as tmp, store_target(kind, Path(tmp)) as target:
+            rows += measure(target, Path(tmp))
+            print_table(rows, file=sys.stderr)
+    if not cassandra_url():
+        print(skipped_cassandra(), file=sys.stderr)
+    return rows
 
 
 def _drop_keyspace(url: str, keyspace: str) -> None:

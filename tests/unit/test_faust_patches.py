@@ -14,12 +14,16 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.producer import AIOKafkaProducer
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import Stream
+from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from lineage_faust import faust_patches
-from lineage_faust.faust_patches.recovery import RECOVERY_COMPLETED_SHA256
+from lineage_faust.faust_patches.recovery import (
+    RECOVERY_COMPLETED_SHA256,
+    TABLE_MANAGER_ON_START_SHA256,
+)
 
 
 def sha256_of(function: object) -> str:
@@ -30,6 +34,12 @@ def test_the_copied_recovery_method_is_faust_0_15_3s() -> None:
     # recovery.py's SeekThenResumeRecovery.on_recovery_completed is this method with one
     # ordering fix: a Faust that changes it must be compared with the copy before upgrading
     assert sha256_of(Recovery.on_recovery_completed) == RECOVERY_COMPLETED_SHA256
+
+
+def test_the_table_manager_start_replaced_is_faust_0_15_3s() -> None:
+    # recovery.py's SeekThenResumeTableManager.on_start is this method without its 1 s sleep
+    assert sha256_of(TableManager.on_start) == TABLE_MANAGER_ON_START_SHA256
+    assert "await self.sleep(1.0)" in inspect.getsource(TableManager.on_start)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +56,7 @@ def test_the_copied_recovery_method_is_faust_0_15_3s() -> None:
         (RocksDBStore, "set_persisted_offset"),
         (AIOKafkaProducer, "create_batch"),
         (AIOKafkaProducer, "send_batch"),
+        (TableManager, "_update_channels"),  # recovery.SeekThenResumeTableManager.on_start
     ],
 )
 def test_the_methods_the_patches_call_exist(owner: type, name: str) -> None:
