@@ -19,7 +19,6 @@ from lineage_faust.store.sqlite.codecs import (
     _execute_rows,
     _now_us,
     _open_time_cursor,
-    _seal_time_cursor,
     _us,
 )
 from lineage_faust.store.sqlite.connection import SQLiteConnection
@@ -128,11 +127,5 @@ class SQLiteAlerts(SQLiteConnection):
             f"SELECT alert, raisedAt, alertId FROM alerts WHERE {' AND '.join(where)} "
             "ORDER BY raisedAt DESC, alertId ASC LIMIT ?"
         )
-        params.append(limit + 1)
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            _, at, last_id = rows[-1]
-            next_cursor = _seal_time_cursor(scope, at, last_id)
+        rows, next_cursor = await self._listing(scope, sql, params, limit, lambda r: (r[1], r[2]))
         return AlertPage([Alert.from_dict(orjson.loads(r[0])) for r in rows], next_cursor)

@@ -26,6 +26,7 @@ from lineage_faust.store.sqlite.codecs import (
     _chunks,
     _execute_rows,
     _now_us,
+    _seal_time_cursor,
     _values,
     pack_text,
 )
@@ -146,6 +147,23 @@ class SQLiteConnection:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    async def _listing(
+        self,
+        scope: str,
+        sql: str,
+        params: list[Any],
+        limit: int,
+        position: Callable[[tuple], tuple[int, str]],
+    ) -> tuple[list[tuple], str | None]:
+        """A page of a time-ordered listing (``sql`` ends in ``LIMIT ?``) and the cursor after
+        it: ``position(row)`` is the (sort time, tie-breaking key) a page after ``row`` starts
+        from (None at the end)."""
+        rows = await self._read(lambda conn: conn.execute(sql, [*params, limit + 1]).fetchall())
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, _seal_time_cursor(scope, *position(rows[-1]))
 
     async def _write_rows(self, head: str, rows: list[tuple[Any, ...]], tail: str = "") -> None:
         """One transaction for a whole batch (idempotent statements: safe to repeat)."""

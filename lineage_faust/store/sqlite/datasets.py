@@ -18,7 +18,6 @@ from lineage_faust.store.sqlite.codecs import (
     _execute_rows,
     _now_us,
     _open_time_cursor,
-    _seal_time_cursor,
     _us,
 )
 from lineage_faust.store.sqlite.runs import SQLiteRuns
@@ -97,13 +96,9 @@ class SQLiteDatasets(SQLiteRuns):
             f"SELECT {self._IO_COLUMNS} FROM dataset_io WHERE {' AND '.join(where)} "
             "ORDER BY eventTime DESC, runId ASC, direction ASC LIMIT ?"
         )
-        params.append(limit + 1)
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = _seal_time_cursor(scope, last[6], f"{last[3]}\n{last[2]}")
+        rows, next_cursor = await self._listing(
+            scope, sql, params, limit, lambda r: (r[6], f"{r[3]}\n{r[2]}")
+        )
         ios = [self._io_row(r) for r in rows]
         statuses = await self.get_run_statuses([io.run_id for io in ios if io.run_id])
         return DatasetRunPage(

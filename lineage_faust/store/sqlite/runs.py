@@ -21,7 +21,6 @@ from lineage_faust.store.sqlite.codecs import (
     _now_us,
     _open_time_cursor,
     _padded,
-    _seal_time_cursor,
     _status_row,
     _us,
 )
@@ -93,12 +92,7 @@ class SQLiteRuns(SQLiteConnection):
             f"SELECT {STATUS_COLUMNS}, {column} FROM run_status WHERE {' AND '.join(where)} "
             f"ORDER BY {column} DESC, runId ASC LIMIT ?"
         )
-        params.append(limit + 1)
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = _seal_time_cursor(scope, rows[-1][-1], rows[-1][0])
+        rows, next_cursor = await self._listing(scope, sql, params, limit, lambda r: (r[-1], r[0]))
         return RunPage([_status_row(r[:-1]) for r in rows], next_cursor)
 
     async def list_children(self, run_id: str, limit: int, cursor: str | None = None) -> RunPage:
@@ -112,10 +106,5 @@ class SQLiteRuns(SQLiteConnection):
             f"SELECT {STATUS_COLUMNS}, runTime FROM run_status WHERE {' AND '.join(where)} "
             "ORDER BY runTime, runId LIMIT ?"
         )
-        params.append(limit + 1)
-        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = _seal_time_cursor(scope, rows[-1][-1], rows[-1][0])
+        rows, next_cursor = await self._listing(scope, sql, params, limit, lambda r: (r[-1], r[0]))
         return RunPage([_status_row(r[:-1]) for r in rows], next_cursor)
