@@ -5,7 +5,7 @@ Batched like ingest: the messages waiting in the channel (any partitions) are fo
 group, not once per message. A group closes at ``GROUP_UPDATES`` run updates: that bounds what
 one group holds (states, status rows, changelog records) while ingest runs ahead. Sweep
 requests (a timer's) are handled after the group's updates. Acknowledged after the group's
-work.
+work, its publishing included; while the next group waits, that publishing overlaps its fold.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class TrackRuns:
         parts: list[Part] = []
         sweeps: list[faust.EventT] = []
         held = 0  # run updates in the group
+        unacked: tuple[Any, list[faust.EventT]] | None = None  # a group still publishing
         async for event in manual.events():
             self.state.note_offset(event.message)
             group.append(event)
@@ -89,12 +90,25 @@ class TrackRuns:
                     held += len(updates)
             if held < GROUP_UPDATES and not manual.channel.empty():
                 continue
-            if parts:
-                await self.runs.apply(parts)
+            published = await self.runs.fold(parts) if parts else None
             for sweep in sweeps:  # after the updates: a sweep looks at time, not order
                 await self.runs.sweep(sweep, sweep.message.partition, self.assigned())
-            for done in group:
-                await manual.ack(done)
-                self.state.updates_done[done.message.partition] = done.message.offset + 1
+            # the previous group is acknowledged once published; this one too when nothing
+            # more is waiting (else while the next group is folded)
+            if unacked is not None:
+                await self.acknowledge(manual, *unacked)
+            unacked = (published, group)
+            if manual.channel.empty():
+                await self.acknowledge(manual, *unacked)
+                unacked = None
             group, parts, sweeps, held = [], [], [], 0
             await self.valve.adjust()  # caught up enough: fetch events again
+
+    async def acknowledge(
+        self, manual: faust.StreamT, published: Any, group: list[faust.EventT]
+    ) -> None:
+        if published is not None:
+            await published
+        for done in group:
+            await manual.ack(done)
+            self.state.updates_done[done.message.partition] = done.message.offset + 1
