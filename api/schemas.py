@@ -134,7 +134,7 @@ class RunResponse(BaseModel):
         None, description="The run's parent (a task run's DAG run), if it has one"
     )
     children: list[Run] = Field(
-        description="Runs whose parent is this run (a DAG run's task runs), first page"
+        description="Runs whose parent is this run (a DAG run's task runs) by start, first page"
     )
     childrenNextCursor: str | None = Field(
         None, description="More children: GET /api/v1/runs/{runId}/children?cursor=..."

@@ -85,7 +85,7 @@ async def run_status(request: Request, runId: RunIdPath) -> Response:
 async def run_children(
     request: Request, runId: RunIdPath, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
-    """All runs whose parent is this run, in runId order, paginated."""
+    """All runs whose parent is this run, by start time (then runId), paginated."""
     page = await store_of(request).list_children(runId, limit, cursor or None)
     return json_response(
         RunList(
