@@ -32,17 +32,16 @@ class Incidents:
         at: dict[str, RunState | RunStatus] = {r.run_id: r for r in runs}
         roots: dict[str, str] = {}
         for _ in range(MAX_ANCESTRY):
-            wanted = {}
+            missing: set[str] = set()
             for run_id, current in at.items():
                 up = current.root_run_id or current.parent_run_id
                 if up is None or up == current.run_id:
                     roots[run_id] = current.run_id
                 elif up not in known:
-                    wanted[run_id] = up
-            missing = [up for up in wanted.values() if up not in known]
+                    missing.add(up)
             if missing:
                 found = await w.retrying(
-                    "read ancestors", partial(w.store.get_run_statuses, missing)
+                    "read ancestors", partial(w.store.get_run_statuses, sorted(missing))
                 )
                 known.update(found)
             moved = {}
