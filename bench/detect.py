@@ -94,45 +94,41 @@ async def drive(bootstrap: str, rate: int, failures: int, receiver: Receiver) ->
 
 def measure(target: StoreTarget, rate: int, failures: int, tmp: Path) -> list[Row]:
     tmp.mkdir(parents=True, exist_ok=True)
-    receiver = Receiver()
-    try:
-        with EmbeddedBroker() as broker:
-            asyncio.run(ensure_topics(broker.bootstrap, {TOPIC: PARTITIONS}))
-            env = lineage_env(
-                broker.bootstrap,
-                TOPIC,
-                **target.env(),
-                LINEAGE_DATA_DIR=str(tmp),
-                LINEAGE_APP_ID=f"bench-detect-{rate}",
-                LINEAGE_PARTITIONS=str(PARTITIONS),
-                LINEAGE_WEBHOOKS=receiver.url,
+    with Receiver() as receiver, EmbeddedBroker() as broker:
+        asyncio.run(ensure_topics(broker.bootstrap, {TOPIC: PARTITIONS}))
+        env = lineage_env(
+            broker.bootstrap,
+            TOPIC,
+            **target.env(),
+            LINEAGE_DATA_DIR=str(tmp),
+            LINEAGE_APP_ID=f"bench-detect-{rate}",
+            LINEAGE_PARTITIONS=str(PARTITIONS),
+            LINEAGE_WEBHOOKS=receiver.url,
+        )
+        log = tmp / f"worker-{rate}.log"
+        api_port = free_port()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "lineage_faust", name],
+                env={**env, "LINEAGE_API_PORT": str(api_port)},
+                stdout=(tmp / f"{name}-{rate}.log").open("wb"),
+                stderr=subprocess.STDOUT,
             )
-            log = tmp / f"worker-{rate}.log"
-            api_port = free_port()
-            procs = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "lineage_faust", name],
-                    env={**env, "LINEAGE_API_PORT": str(api_port)},
-                    stdout=(tmp / f"{name}-{rate}.log").open("wb"),
-                    stderr=subprocess.STDOUT,
-                )
-                for name in ("worker", "api")
-            ]
-            try:
-                while b"Worker]: Ready" not in log.read_bytes():
-                    if procs[0].poll() is not None:
-                        raise RuntimeError(log.read_text()[-2000:])
-                    time.sleep(0.05)
-                wait_for_port("127.0.0.1", api_port, 30)
-                time.sleep(1.0)  # past the first fetches of a new group
-                delays = asyncio.run(drive(broker.bootstrap, rate, failures, receiver))
-            finally:
-                for proc in procs:
-                    proc.terminate()
-                for proc in procs:
-                    proc.wait(30)
-    finally:
-        receiver.server.shutdown()
+            for name in ("worker", "api")
+        ]
+        try:
+            while b"Worker]: Ready" not in log.read_bytes():
+                if procs[0].poll() is not None:
+                    raise RuntimeError(log.read_text()[-2000:])
+                time.sleep(0.05)
+            wait_for_port("127.0.0.1", api_port, 30)
+            time.sleep(1.0)  # past the first fetches of a new group
+            delays = asyncio.run(drive(broker.bootstrap, rate, failures, receiver))
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(30)
     ms = [d * 1000 for d in delays]
     p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
     name = f"detect ({target.name}, {rate:,} ev/s background)"

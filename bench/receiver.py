@@ -41,6 +41,12 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+
     def accepted_ids(self) -> list[str]:
         with self.lock:
             return [a["alertId"] for a in self.accepted]

@@ -29,9 +29,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(failures_per_alert=2)
-    yield r
-    r.server.shutdown()
+    with Receiver(failures_per_alert=2) as r:
+        yield r
 
 
 def stored_alerts(db: Path) -> list[dict]:

@@ -32,9 +32,8 @@ EXPECTATIONS = {f"{DB}/shop.public.*": {"maxAgeSeconds": 4}}
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver(failures_per_alert=0)
-    yield r
-    r.server.shutdown()
+    with Receiver(failures_per_alert=0) as r:
+        yield r
 
 
 def alerts(api: str) -> list[dict]:
