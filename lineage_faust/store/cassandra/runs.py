@@ -42,12 +42,13 @@ class CassandraRuns(CassandraListings):
         self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
     ) -> None:
         previous = previous or {}
-        # The status rows first: a listing verifies index rows against them.
-        await self._write_all(
-            [("insert_status", s.run_id, status_to_row(s, lambda at: at)) for s in statuses]
-        )
+        # Status and index rows in one round: a listing checks every index row against the
+        # status row, so an index row that lands first is skipped until its status does
+        # (a round of its own for the statuses cost ~50 ms per group at 1,000 events/s).
+        writes: list[tuple[str, Hashable, Sequence[Any]]] = [
+            ("insert_status", s.run_id, status_to_row(s, lambda at: at)) for s in statuses
+        ]
         noted: list = []
-        writes: list[tuple[str, Hashable, Sequence[Any]]] = []
         for status in statuses:
             self._index_writes(status, previous.get(status.run_id), writes, noted)
         await self._write_all(writes)
