@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -88,6 +89,9 @@ def _run(settings: Settings) -> None:
         settings.describe_store(),
     )
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level)
+    # What start-up built (modules, Faust, the models) lives as long as the process: out of
+    # the collector's reach, a full collection no longer walks it (65 ms pauses before).
+    gc.freeze()
     try:
         worker.execute_from_commandline()
     except SystemExit:

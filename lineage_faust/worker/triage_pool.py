@@ -19,6 +19,7 @@ loop and a new helper is started for the next one, so a dying helper never stall
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -103,6 +104,7 @@ def _start_helper(level: str, worker_pid: int, store: Store | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     threading.Thread(target=_exit_with, args=(worker_pid,), daemon=True).start()
+    gc.freeze()  # as the worker does: full collections skip what start-up built
 
 
 def _exit_with(worker_pid: int) -> None:
