@@ -1,7 +1,8 @@
 """Every benchmark in one run, one table: ``python -m bench`` (or ``make bench``).
 
     python -m bench [--events 100000] [--api-events 1000000] [--memory-runs 1000000]
-                    [--only throughput freshness detect recover api memory] [--quick]
+                    [--backlog 150000]
+                    [--only throughput freshness detect recover cold_start api memory] [--quick]
 
 Each part starts its own embedded broker and real processes; figures are printed beside a
 ceiling or baseline measured in the same run (these machines are noisy), and the whole table
@@ -15,10 +16,10 @@ import argparse
 import sys
 import time
 
-from bench import api_latency, detect, freshness, memory, recover, throughput
+from bench import api_latency, cold_start, detect, freshness, memory, recover, throughput
 from bench.report import Row, print_table, write_json
 
-PARTS = ("throughput", "freshness", "detect", "recover", "api", "memory")
+PARTS = ("throughput", "freshness", "detect", "recover", "cold_start", "api", "memory")
 
 
 def main() -> None:
@@ -27,11 +28,13 @@ def main() -> None:
     parser.add_argument("--api-events", type=int, default=1_000_000)
     parser.add_argument("--memory-runs", type=int, default=1_000_000)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--backlog", type=int, default=150_000, help="cold start via `up`")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--quick", action="store_true", help="small sizes: a fast look")
     args = parser.parse_args()
     if args.quick:
         args.events, args.api_events, args.memory_runs = 20_000, 50_000, 150_000
+        args.backlog = 30_000
     rows: list[Row] = []
     started = time.perf_counter()
     for part in args.only:
@@ -44,6 +47,8 @@ def main() -> None:
             rows += detect.run([0, args.rate], 20 if args.quick else 60)
         elif part == "recover":
             rows += recover.run(10_000)
+        elif part == "cold_start":
+            rows += cold_start.run(args.backlog)
         elif part == "api":
             rows += api_latency.run(args.api_events, 2000, [1, 4])
         else:
@@ -56,6 +61,7 @@ def main() -> None:
         events=args.events,
         api_events=args.api_events,
         memory_runs=args.memory_runs,
+        backlog=args.backlog,
         seconds=round(time.perf_counter() - started),
     )
     print(f"\nwritten to {path}")
