@@ -25,6 +25,7 @@ The tables and why each partition is bounded: ``schema``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 from collections.abc import Hashable, Sequence
@@ -64,6 +65,20 @@ class _OneLineErrors(logging.Filter):
 
 for _name in ("cassandra.cluster", "cassandra.pool", "cassandra.connection", "cassandra.io"):
     logging.getLogger(_name).addFilter(_OneLineErrors())
+
+
+def every_node_holds_every_row(hosts: Sequence[Any], strategy: Any) -> bool:
+    """One node, or a replication factor of at least the nodes of each data center (as 3
+    nodes at RF 3): rows then share their replicas without looking them up (4 µs a row,
+    ~2.5 rows an event in the worker). ``strategy``: the keyspace's, from the driver."""
+    if len(hosts) <= 1:
+        return True
+    factors = getattr(strategy, "dc_replication_factors", None)
+    if factors is not None:
+        per_dc = collections.Counter(h.datacenter for h in hosts)
+        return all(factors.get(dc, 0) >= n for dc, n in per_dc.items())
+    factor = getattr(strategy, "replication_factor", None)
+    return factor is not None and factor >= len(hosts)
 
 
 class CassandraSession:
@@ -403,6 +418,7 @@ class CassandraSession:
         a batch is a tenth of the statements for the driver and the node to handle."""
         metadata = self._cluster.metadata
         keyspace = self.options.keyspace
+        everywhere = self._replicated_everywhere()
         statements: list[_Write] = []
         open_batches: dict[tuple, tuple[_Write, int]] = {}  # replicas -> (batch, its bytes)
         for write in alone:
@@ -411,8 +427,8 @@ class CassandraSession:
             if size > _SMALL_ROW_BYTES:
                 statements.append(write)
                 continue
-            replicas = tuple(sorted(str(h.endpoint) for h in metadata.get_replicas(
-                keyspace, bound.routing_key)))  # fmt: skip
+            replicas = () if everywhere else tuple(sorted(str(h.endpoint) for h in (
+                metadata.get_replicas(keyspace, bound.routing_key))))  # fmt: skip
             current, used = open_batches.get(replicas, (None, 0))
             if (
                 current is None
@@ -428,6 +444,12 @@ class CassandraSession:
             current.rows.append((write.row, write.positions))
             open_batches[replicas] = (current, used + size)
         return statements
+
+    def _replicated_everywhere(self) -> bool:
+        metadata = self._cluster.metadata
+        keyspace = metadata.keyspaces.get(self.options.keyspace)
+        strategy = keyspace.replication_strategy if keyspace is not None else None
+        return every_node_holds_every_row(metadata.all_hosts(), strategy)
 
     async def _run_all(self, statements: list[_Write]) -> list[_Write]:
         """Many writes at once through the driver's own concurrent executor, in a thread:
