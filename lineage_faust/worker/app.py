@@ -64,12 +64,13 @@ def make_app(
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
     table = FaustLiveTable(topics.runs, TableWriter(app, topics.runs))
-    runs = RunStates(state, table, publish)
-    app.agent(topics.events, name="ingest")(Ingest(state, topics, triage_pool, valve).run)
-    app.agent(topics.updates, name="track_runs")(TrackRuns(state, runs, table, valve, assigned).run)
+    sender = None
     if settings.webhooks:
         sender = WebhookSender(settings.webhooks, settings.webhook_format, metrics=metrics)
         app.agent(topics.alerts, name="notify")(Notify(sender).run)
+    runs = RunStates(state, table, publish, page=sender.attempt if sender else None)
+    app.agent(topics.events, name="ingest")(Ingest(state, topics, triage_pool, valve).run)
+    app.agent(topics.updates, name="track_runs")(TrackRuns(state, runs, table, valve, assigned).run)
     timers.install(state, topics, valve)
     web.install(state, topics)
     return app

@@ -1,7 +1,10 @@
 """Alert webhooks: a JSON POST per paged alert, retried with backoff until the receiver takes it.
 
-Runs in its own agent over the alerts topic, so a slow or failing receiver delays only other
-webhook deliveries, never the event stream. Each request carries ``X-Lineage-Alert-Id`` (the
+Two ways, one sender. The worker that raised a page tries each webhook once at once
+(``attempt``: no broker hop between the failure and the page); what that does not deliver is
+published marked undelivered and the notify agent, over the alerts topic, retries it until
+the receiver takes it (``deliver``), so a slow or failing receiver delays only other webhook
+deliveries, never the event stream. Each request carries ``X-Lineage-Alert-Id`` (the
 deterministic alert id) so a receiver can drop the rare duplicate a crash between its answer
 and our offset commit can cause.
 """
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 60.0
 REMEMBERED = 10_000  # delivered (alert, url) pairs kept to skip a redelivered alert
+ATTEMPT_TIMEOUT_S = 2.0  # the raising worker's one try; past it, the notify agent's retries
 
 
 def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,12 +76,40 @@ class WebhookSender:
             return
         await asyncio.gather(*(self._deliver_one(alert, i, url) for i, url in enumerate(self.urls)))
 
+    async def attempt(self, alert: Mapping[str, Any]) -> bool:
+        """One try at each webhook not yet delivered to, for at most ATTEMPT_TIMEOUT_S: True
+        once every one took the alert (an unpaged alert needs none)."""
+        if not alert.get("paged"):
+            return True
+        tries = (self._try_once(alert, url) for url in self.urls)
+        try:
+            return all(await asyncio.wait_for(asyncio.gather(*tries), ATTEMPT_TIMEOUT_S))
+        except TimeoutError:
+            return False
+
+    async def _try_once(self, alert: Mapping[str, Any], url: str) -> bool:
+        key = (alert["alertId"], url)
+        if key in self._delivered:
+            return True
+        if await self._post(url, *self._request(alert)) != "ok":
+            return False
+        self._remember(key)
+        return True
+
+    def _request(self, alert: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        body = slack_payload(alert) if self.fmt == "slack" else dict(alert)
+        return body, {"X-Lineage-Alert-Id": alert["alertId"]}
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._delivered[key] = None
+        if len(self._delivered) > REMEMBERED:
+            self._delivered.popitem(last=False)
+
     async def _deliver_one(self, alert: Mapping[str, Any], index: int, url: str) -> None:
         key = (alert["alertId"], url)
         if key in self._delivered:
             return
-        body = slack_payload(alert) if self.fmt == "slack" else dict(alert)
-        headers = {"X-Lineage-Alert-Id": alert["alertId"]}
+        body, headers = self._request(alert)
         delay = FIRST_BACKOFF_S
         attempt = 0
         while True:
@@ -100,9 +132,7 @@ class WebhookSender:
             self._count("retried")
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, MAX_BACKOFF_S)
-        self._delivered[key] = None
-        if len(self._delivered) > REMEMBERED:
-            self._delivered.popitem(last=False)
+        self._remember(key)
 
     async def _post(self, url: str, body: Any, headers: dict[str, str]) -> str:
         try:

@@ -121,6 +121,53 @@ def test_failures_alert_once_with_retries_understood(stack: Stack, receiver: Rec
         assert "were never delivered" not in log
 
 
+async def alert_headers(bootstrap: str, topic: str) -> dict[str, list]:
+    """Each alert on the topic (by id) and the headers it was published with."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        found: dict[str, list] = {}
+        while batch := await consumer.getmany(tp, timeout_ms=1500):
+            for r in batch[tp]:
+                found[orjson.loads(r.value)["alertId"]] = list(r.headers or ())
+        return found
+    finally:
+        await consumer.stop()
+
+
+def test_a_page_goes_out_once_from_the_worker_that_raised_it(stack: Stack) -> None:
+    """A receiver that takes the page at once gets it from the worker that raised it, without
+    the hop through the alerts topic; published marked delivered, the notify agent does not
+    send it again."""
+    with Receiver() as receiver:
+        stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
+        worker = stack.spawn("worker")
+        try:
+            wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+            assert stack.send(SAMPLES).returncode == 0
+            wait_until(lambda: receiver.accepted_ids(), 60, "the page")
+            wait_until(
+                lambda: (
+                    len(alerts := stored_alerts(stack.db_path)) == 3
+                    and all(a["_published"] for a in alerts)
+                ),
+                30,
+                "every alert published",
+            )
+            time.sleep(2.0)  # time enough for the notify agent to send it again, if it would
+        finally:
+            assert worker.stop() == 0
+        paged = [a["alertId"] for a in stored_alerts(stack.db_path) if a["paged"]]
+        assert receiver.accepted_ids() == paged and receiver.tries[paged[0]] == 1
+        headers = asyncio.run(alert_headers(stack.bootstrap, stack.alerts_topic))
+        assert len(headers) == 3
+        for alert_id, found in headers.items():
+            assert (("lineage.delivered", b"1") in found) == (alert_id in paged)
+
+
 def ol_event(
     event_type: str, run_id: str, job: str, at: datetime, namespace: str = "alerts", **job_facets
 ) -> bytes:
