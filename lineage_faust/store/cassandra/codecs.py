@@ -31,7 +31,8 @@ _RUNS_PER_READ = 20  # runs per read of which events are stored (runs x their ev
 # Batches spanning partitions (small rows of one replica set): Cassandra warns past 10
 # partitions and past 5 KiB (cassandra.yaml); stay under both.
 _PARTITIONS_PER_BATCH = 10
-_BATCH_BYTES = 2 * 1024  # of values: Cassandra's size of the mutation is about 1.5 x (seen)
+_BATCH_BYTES = 4 * 1024  # as Cassandra counts a batch: each cell's value and _CELL_BYTES
+_CELL_BYTES = 16  # a cell's timestamp, TTL and deletion time (Cell.dataSize)
 _SMALL_ROW_BYTES = 1024
 
 

@@ -43,16 +43,34 @@ def _millis_or_none(at: datetime | None) -> int | None:
     return None if at is None else _millis(at)
 
 
+def _status_values(status: RunStatus, before: RunStatus | None, known: bool) -> tuple:
+    """The status row; an empty column is left unset where the stored row (``before``, or
+    none when ``known`` says it was read) has nothing there either. A null written is a
+    tombstone Cassandra keeps, compacts and reads past, several per status row."""
+    from cassandra.query import UNSET_VALUE
+
+    row = status_to_row(status, _millis_or_none)
+    if not known or None not in row:
+        return row
+    if before is None:
+        return tuple(UNSET_VALUE if v is None else v for v in row)
+    old = status_to_row(before, _millis_or_none)
+    pairs = zip(row, old, strict=True)
+    return tuple(UNSET_VALUE if v is None and o is None else v for v, o in pairs)
+
+
 class CassandraRuns(CassandraListings):
     async def write_run_statuses(
         self, statuses: Sequence[RunStatus], previous: Mapping[str, RunStatus] | None = None
     ) -> None:
+        known = previous is not None  # read by the writer: a run not in it has no row yet
         previous = previous or {}
         # Status and index rows in one round: a listing checks every index row against the
         # status row, so an index row that lands first is skipped until its status does
         # (a round of its own for the statuses cost ~50 ms per group at 1,000 events/s).
         writes: list[tuple[str, Hashable, Sequence[Any]]] = [
-            ("insert_status", s.run_id, status_to_row(s, _millis_or_none)) for s in statuses
+            ("insert_status", s.run_id, _status_values(s, previous.get(s.run_id), known))
+            for s in statuses
         ]
         noted: list = []
         for status in statuses:

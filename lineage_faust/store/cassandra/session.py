@@ -38,6 +38,7 @@ from lineage_faust.store.cassandra.codecs import (
     _BATCH_BYTES,
     _BATCH_ROWS,
     _BUCKET_CACHE_MAX,
+    _CELL_BYTES,
     _FIRST_BACKOFF_S,
     _PARTITIONS_PER_BATCH,
     _RETRIES,
@@ -416,6 +417,8 @@ class CassandraSession:
         ``unlogged_batch_across_partitions_warn_threshold`` (10) partitions and
         ``batch_size_warn_threshold`` (5 KiB). Sent token-aware, to one of those replicas,
         a batch is a tenth of the statements for the driver and the node to handle."""
+        from cassandra.query import UNSET_VALUE
+
         metadata = self._cluster.metadata
         keyspace = self.options.keyspace
         everywhere = self._replicated_everywhere()
@@ -423,7 +426,7 @@ class CassandraSession:
         open_batches: dict[tuple, tuple[_Write, int]] = {}  # replicas -> (batch, its bytes)
         for write in alone:
             bound = write.statement
-            size = sum(len(v) for v in bound.values if isinstance(v, bytes))
+            size = sum(_CELL_BYTES + len(v or b"") for v in bound.values if v is not UNSET_VALUE)
             if size > _SMALL_ROW_BYTES:
                 statements.append(write)
                 continue
