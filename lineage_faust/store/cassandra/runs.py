@@ -44,9 +44,9 @@ def _millis_or_none(at: datetime | None) -> int | None:
 
 
 def _status_values(status: RunStatus, before: RunStatus | None, known: bool) -> tuple:
-    """The status row; an empty column is left unset where the stored row (``before``, or
-    none when ``known`` says it was read) has nothing there either. A null written is a
-    tombstone Cassandra keeps, compacts and reads past, several per status row."""
+    """The status row, an empty column left unset where the stored row has nothing there
+    either: ``before``, or no row at all when the writer read the store (``known``) and
+    found none. A null written is a tombstone Cassandra keeps, compacts and reads past."""
     from cassandra.query import UNSET_VALUE
 
     row = status_to_row(status, _millis_or_none)
