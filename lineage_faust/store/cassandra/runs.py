@@ -14,6 +14,7 @@ from lineage_faust.domain.records import (
     RunStatus,
     run_time,
     status_to_row,
+    status_values,
 )
 from lineage_faust.store.cassandra.codecs import (
     _FAR_FUTURE,
@@ -52,11 +53,9 @@ def _status_values(status: RunStatus, before: RunStatus | None, known: bool) -> 
     row = status_to_row(status, _millis_or_none)
     if not known or None not in row:
         return row
-    if before is None:
-        return tuple(UNSET_VALUE if v is None else v for v in row)
-    old = status_to_row(before, _millis_or_none)
-    pairs = zip(row, old, strict=True)
-    return tuple(UNSET_VALUE if v is None and o is None else v for v, o in pairs)
+    stored = status_values(before) if before is not None else (None,) * len(row)
+    pairs = zip(row, stored, strict=True)
+    return tuple(UNSET_VALUE if v is None and s is None else v for v, s in pairs)
 
 
 class CassandraRuns(CassandraListings):
