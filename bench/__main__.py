@@ -44,7 +44,7 @@ def main() -> None:
         elif part == "freshness":
             rows += freshness.run(args.rate, 30)
         elif part == "detect":
-            rows += detect.run([0, args.rate], 20 if args.quick else 60)
+            rows += detect.run(list(detect.CASES), 40 if args.quick else 120, args.rate)
         elif part == "recover":
             rows += recover.run(10_000)
         elif part == "cold_start":

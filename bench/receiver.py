@@ -3,6 +3,7 @@ optionally refusing each alert's first tries with a 500 (the alert tests)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -50,3 +51,55 @@ class Receiver:
     def accepted_ids(self) -> list[str]:
         with self.lock:
             return [a["alertId"] for a in self.accepted]
+
+
+class HungReceiver:
+    """A webhook that accepts every connection, reads the request and never answers: the
+    receiver that is down in the worst way (no refusal, no timeout of its own)."""
+
+    def __init__(self) -> None:
+        self.connections: list[socket.socket] = []
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self._stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections.append(conn)
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.5)
+        while not self._stopped.is_set():
+            try:
+                data = conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if b"POST " in data:
+                with self.lock:
+                    self.requests += data.count(b"POST ")
+
+    def __enter__(self) -> HungReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self.listener.close()
+        with self.lock:
+            for conn in self.connections:
+                conn.close()

@@ -10,9 +10,10 @@ partition counts and configs, and waits until the cluster's metadata shows each 
 
 Partition counts that correctness depends on are checked against existing topics: the
 run-updates topic and the run table's changelog must have ``LINEAGE_PARTITIONS`` (Faust
-refuses a table whose changelog differs from its source), the live topic one (its offsets
-order the live stream). The events, dead-letter and alerts topics may have been created by
-someone else with other counts; that is fine and only logged.
+refuses a table whose changelog differs from its source), and so must the alerts topic (an
+alert goes to its run's partition, which the worker that raised it owns); the live topic one
+(its offsets order the live stream). The events and dead-letter topics may have been created
+by someone else with other counts; that is fine and only logged.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def worker_topics(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic, n, role="events (input)"),
         TopicSpec(settings.dlq_topic, 1, role="dead letters"),
-        TopicSpec(settings.alerts_topic, 1, role="alerts"),
+        # an alert goes to its run's partition: the worker that raised it reads it back
+        TopicSpec(settings.alerts_topic, n, strict=True, role="alerts"),
         TopicSpec(settings.live_topic, 1, strict=True, role="live stream"),
         TopicSpec(updates_topic_name(settings), n, strict=True, role="run updates (internal)"),
         TopicSpec(
@@ -155,8 +157,9 @@ def check_shapes(specs: list[TopicSpec], states: dict[str, TopicState]) -> None:
         if spec.strict:
             raise TopicMismatch(
                 f"topic {spec.name} ({spec.role}) has {state.partitions} partitions, "
-                f"{spec.partitions} are needed (LINEAGE_PARTITIONS for internal topics, 1 for "
-                "the live topic): delete it, or set LINEAGE_PARTITIONS to match"
+                f"{spec.partitions} are needed (LINEAGE_PARTITIONS for the internal and alerts "
+                "topics, 1 for the live topic): delete it, name another, or set "
+                "LINEAGE_PARTITIONS to match"
             )
         log.info(
             "topic %s (%s) has %d partitions (%d would be created); used as it is",

@@ -16,8 +16,10 @@ from pathlib import Path
 from lineage_faust.domain.alerting import AlertRules
 from lineage_faust.domain.freshness import Expectation
 from lineage_faust.settings.alerts import (
+    Delivery,
     parse_alert_rules,
     parse_dataset_expectations,
+    parse_delivery,
     parse_webhooks,
 )
 from lineage_faust.settings.api import ApiAuth, is_loopback, parse_api_auth, refuse_open_bind
@@ -60,11 +62,13 @@ class Settings:
     log_level: str
     retention_s: int | None  # store TTL (LINEAGE_RETENTION); None keeps data forever
     cassandra: CassandraOptions | None  # set when LINEAGE_STORE is cassandra://
-    alerts_topic: str  # every alert, JSON, keyed by runId
+    # every alert, JSON, in its run's partition; this deployment's own by default
+    alerts_topic: str
     live_topic: str  # run-state changes and alerts for the live stream (1 partition)
     alert_rules: AlertRules
     webhooks: tuple[str, ...] = field(repr=False)  # alert webhook URLs (may hold secrets)
     webhook_format: str  # "json" (the alert) or "slack" (a Slack-compatible message)
+    delivery: Delivery  # the webhooks' queues, concurrency, timeout; the age a page expires at
     public_url: str  # how people reach the API: alert links point here
     sweep_interval_s: float  # stuck/overdue checks and live-table eviction
     # largest dead letter sent to the dead-letter topic (bigger ones are cut: dead_letters.py)
@@ -116,6 +120,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     api_host = env.get("LINEAGE_API_HOST") or "127.0.0.1"
     api_port = _int(env, "LINEAGE_API_PORT", 8000, minimum=0)
     run_retention_s = _float(env, "LINEAGE_RUN_RETENTION", 300.0)
+    app_id = env.get("LINEAGE_APP_ID") or "lineage-faust"
     return Settings(
         kafka_bootstrap=env.get("LINEAGE_KAFKA_BOOTSTRAP") or None,
         embedded_broker=_bool(env, "LINEAGE_EMBEDDED_BROKER"),
@@ -136,15 +141,17 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         batch_within_s=_float(env, "LINEAGE_BATCH_WITHIN", 0.05, minimum=0.001),
         triage_processes=_int(env, "LINEAGE_TRIAGE_PROCESSES", 1, minimum=0),
         max_updates_lag=_int(env, "LINEAGE_MAX_UPDATES_LAG", 64, minimum=1),
-        app_id=env.get("LINEAGE_APP_ID") or "lineage-faust",
+        app_id=app_id,
         log_level=(env.get("LINEAGE_LOG_LEVEL") or "INFO").upper(),
         retention_s=_duration(env, "LINEAGE_RETENTION"),
         cassandra=parse_cassandra(store_url, env) if store_url.startswith("cassandra://") else None,
-        alerts_topic=env.get("LINEAGE_ALERTS_TOPIC") or "openlineage.alerts",
+        # per deployment: a deployment reads back only the pages it raised
+        alerts_topic=env.get("LINEAGE_ALERTS_TOPIC") or f"{app_id}-alerts",
         live_topic=env.get("LINEAGE_LIVE_TOPIC") or f"{topic}.live",
         alert_rules=rules,
         webhooks=parse_webhooks(env),
         webhook_format=webhook_format,
+        delivery=parse_delivery(env),
         public_url=(env.get("LINEAGE_PUBLIC_URL") or f"http://{api_host}:{api_port}").rstrip("/"),
         dlq_max_message_bytes=_int(env, "LINEAGE_DLQ_MAX_MESSAGE_BYTES", 1_000_000, minimum=4096),
         stall_after_s=_float(env, "LINEAGE_STALL_AFTER", 60.0, minimum=1.0),
@@ -169,6 +176,7 @@ __all__ = [
     "ApiAuth",
     "CassandraOptions",
     "ConfigError",
+    "Delivery",
     "Settings",
     "is_loopback",
     "parse_alert_rules",

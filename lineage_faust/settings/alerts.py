@@ -4,6 +4,7 @@ freshness expectations, the webhooks."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,24 @@ def parse_webhooks(env: Mapping[str, str]) -> tuple[str, ...]:
                 f"LINEAGE_WEBHOOKS: entry {urls.index(url) + 1} is not an http(s) URL"
             )
     return tuple(urls)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How pages reach the webhooks: each webhook has its own queue and its own requests."""
+
+    queue: int = 10_000  # pages waiting for one webhook, at most (queued, retrying, in flight)
+    concurrency: int = 4  # requests in flight to one webhook
+    timeout_s: float = 10.0  # one request, connect to answer
+    max_age_s: float = 3600.0  # a page raised longer ago than this is expired, never sent
+
+
+def parse_delivery(env: Mapping[str, str]) -> Delivery:
+    default = Delivery()
+    max_age = _duration(env, "LINEAGE_PAGE_MAX_AGE")
+    return Delivery(
+        queue=_int(env, "LINEAGE_WEBHOOK_QUEUE", default.queue),
+        concurrency=_int(env, "LINEAGE_WEBHOOK_CONCURRENCY", default.concurrency),
+        timeout_s=_float(env, "LINEAGE_WEBHOOK_TIMEOUT", default.timeout_s, minimum=0.1),
+        max_age_s=float(max_age) if max_age is not None else default.max_age_s,
+    )

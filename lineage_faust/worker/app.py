@@ -5,7 +5,9 @@ them (in the helper when the store allows it: ``store_writes``), dead-letters wh
 and forwards each batch's run updates by owning partition. ``track_runs`` folds them into the
 live run table and the store, raises alerts and publishes changes (``run_states``). While
 track_runs trails ingest by more than ``LINEAGE_MAX_UPDATES_LAG`` messages, the events topic
-is not fetched (``backpressure``). ``notify`` posts paged alerts to the webhooks.
+is not fetched (``backpressure``). Pages go to each webhook's own queue as they are raised
+(``deliveries``); ``notify`` reads them back from the alerts topic and acknowledges each once
+delivered, so a crash loses none.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from lineage_faust.settings import Settings
 from lineage_faust.store import Store
 from lineage_faust.worker import timers, web
 from lineage_faust.worker.backpressure import EventsValve
+from lineage_faust.worker.deliveries import Deliveries
 from lineage_faust.worker.ingest import Ingest
 from lineage_faust.worker.notify import Notify
 from lineage_faust.worker.run_states import RunStates
@@ -25,7 +28,6 @@ from lineage_faust.worker.state import WorkerState
 from lineage_faust.worker.topology import topology
 from lineage_faust.worker.track_runs import FaustLiveTable, TrackRuns
 from lineage_faust.worker.triage_pool import TriagePool
-from lineage_faust.worker.webhooks import WebhookSender
 
 
 def make_app(
@@ -64,11 +66,14 @@ def make_app(
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
     table = FaustLiveTable(topics.runs, TableWriter(app, topics.runs))
-    sender = None
+    deliveries = None
     if settings.webhooks:
-        sender = WebhookSender(settings.webhooks, settings.webhook_format, metrics=metrics)
-        app.agent(topics.alerts, name="notify")(Notify(sender).run)
-    runs = RunStates(state, table, publish, page=sender.attempt if sender else None)
+        deliveries = Deliveries(
+            settings.webhooks, settings.webhook_format, settings.delivery, metrics
+        )
+        notify = Notify(deliveries, settings.app_id, metrics)
+        app.agent(topics.alerts, name="notify")(notify.run)
+    runs = RunStates(state, table, publish, page=deliveries.page_now if deliveries else None)
     app.agent(topics.events, name="ingest")(Ingest(state, topics, triage_pool, valve).run)
     app.agent(topics.updates, name="track_runs")(TrackRuns(state, runs, table, valve, assigned).run)
     timers.install(state, topics, valve)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from functools import partial
 
 import faust
@@ -97,11 +98,12 @@ class Ingest:
         ]
         batch = await self.pool.triage(messages)
         rejected = list(batch.rejected)
+        oldest = min((m.timestamp for m in messages if m.timestamp), default=None)
         # Store writes and broker sends are independent: run them concurrently.
         written, _, _ = await asyncio.gather(
             self.store_in_turn(batch, messages, after),
             state.send_each_once("send dead letters", self.dead_letters(rejected)),
-            self.forward_updates(batch),
+            self.forward_updates(batch, oldest),
         )
         stored.set_result(None)
         refused = batch.rejected[len(rejected) :]  # events the store refused for good
@@ -136,7 +138,8 @@ class Ingest:
         letters = [r.dlq_message(budget) for r in rejected]
         return SendEachOnce(self.topics.dlq, letters, on_refused=shrink)
 
-    async def forward_updates(self, batch: Batch) -> None:
+    async def forward_updates(self, batch: Batch, oldest: float | None) -> None:
+        """``oldest``: the batch's oldest Kafka timestamp (epoch seconds), for /metrics."""
         messages = [
             {"key": None, "value": value, "partition": partition}
             for partition, values in batch.update_messages.items()
@@ -146,6 +149,8 @@ class Ingest:
         sent = self.state.updates_sent
         for record in await self.state.send_each_once("forward run updates", sender):
             sent[record.partition] = max(sent.get(record.partition, 0), record.offset + 1)
+        if messages and oldest is not None:
+            self.state.stats.metrics.page_path.labels("ingest").observe(time.time() - oldest)
 
 
 def log_dead_letters(rejected: list[Rejected]) -> None:

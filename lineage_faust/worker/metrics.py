@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0)
+PAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 class WorkerMetrics:
@@ -66,8 +67,45 @@ class WorkerMetrics:
         )
         self.webhook_deliveries = Counter(
             "lineage_worker_webhook_deliveries",
-            "Webhook requests by outcome (delivered, retried, refused)",
-            ("outcome",),
+            "Pages by webhook (its position in LINEAGE_WEBHOOKS) and outcome: delivered, "
+            "retried (a try that failed), refused (for good), expired (older than "
+            "LINEAGE_PAGE_MAX_AGE, not sent)",
+            ("webhook", "outcome"),
+            registry=r,
+        )
+        self.webhook_queued = Gauge(
+            "lineage_worker_webhook_queued",
+            "Pages waiting for a webhook: queued, waiting for a retry or in flight",
+            ("webhook",),
+            registry=r,
+        )
+        self.webhook_oldest = Gauge(
+            "lineage_worker_webhook_oldest_waiting_seconds",
+            "How long the oldest page waiting for a webhook has waited",
+            ("webhook",),
+            registry=r,
+        )
+        self.page_path = Histogram(
+            "lineage_worker_page_path_seconds",
+            "Where the time to detect goes, by stage: ingest (an ingest batch's oldest event, "
+            "from its Kafka timestamp, to the batch's run updates forwarded), hop (a run-updates "
+            "message from its timestamp to track_runs folding it), fold (the fold's start to a "
+            "page handed to the webhooks' queues)",
+            ("stage",),
+            buckets=PAGE_BUCKETS,
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "lineage_worker_webhook_delivery_seconds",
+            "A page's time from its webhook's queue to the receiver's 2xx, by webhook",
+            ("webhook",),
+            buckets=PAGE_BUCKETS,
+            registry=r,
+        )
+        self.foreign_alerts = Counter(
+            "lineage_worker_foreign_alerts",
+            "Alerts on the alerts topic raised by another deployment (another LINEAGE_APP_ID), "
+            "never sent",
             registry=r,
         )
         self.offset_gaps = Counter(

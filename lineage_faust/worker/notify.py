@@ -1,37 +1,67 @@
-"""The notify agent: every paged alert on the alerts topic to the webhooks, unless the worker
-that raised it delivered it already (``run_states.DELIVERED``).
+"""The notify agent: every page of this deployment on the alerts topic, to the webhooks.
 
-Its own agent: a receiver that is down delays webhooks, never the event stream. An alert is
-acknowledged once every webhook took it (at-least-once; ``webhooks.WebhookSender``).
+The worker that raised a page has offered it to the webhooks already (``Deliveries.page_now``);
+an alert goes to its run's partition, which that worker owns, so here it usually finds the
+page queued or delivered and only waits for it. What it does not find (a page raised before
+a crash or a rebalance, or one a full queue could not take) it offers now. A message is
+acknowledged once every webhook is done with its page, so a crash loses none.
+
+Only this deployment's pages are sent (the ``lineage.app`` header): a topic shared with other
+deployments, or read from its start by a new consumer group, never pages anyone for another
+deployment's failures. A page older than ``LINEAGE_PAGE_MAX_AGE`` is expired, not sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import faust
 import orjson
 
-from lineage_faust.worker.run_states import DELIVERED
-from lineage_faust.worker.webhooks import WebhookSender
+from lineage_faust.worker.deliveries import Deliveries
+from lineage_faust.worker.run_states import APP_HEADER
 
 log = logging.getLogger(__name__)
 
 
 class Notify:
-    def __init__(self, sender: WebhookSender) -> None:
-        self.sender = sender
+    def __init__(self, deliveries: Deliveries, app_id: str, metrics: Any = None) -> None:
+        self.deliveries = deliveries
+        self.app_id = app_id.encode()
+        self.metrics = metrics
+        self._acking: set[asyncio.Task] = set()
 
     async def run(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if (DELIVERED, b"1") in _headers(event.message.headers):
-                continue
-            try:
-                alert = orjson.loads(event.value)
-            except orjson.JSONDecodeError:
-                log.error("undecodable alert at offset %d, skipped", event.message.offset)
-                continue
-            await self.sender.deliver(alert)
+        """The agent's body."""
+        manual = stream.noack()
+        async for event in manual.events():
+            done = await self.page_of(event.message)
+            if done is None:
+                await manual.ack(event)
+            else:  # acknowledged once delivered; meanwhile the next page goes on
+                done.add_done_callback(lambda _, event=event: self._ack(manual, event))
+
+    async def page_of(self, message: Any) -> asyncio.Future | None:
+        """The delivery of the message's page, or None when there is nothing to send."""
+        if dict(_headers(message.headers)).get(APP_HEADER) != self.app_id:
+            if self.metrics is not None:
+                self.metrics.foreign_alerts.inc()
+            return None
+        try:
+            alert = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            log.error("undecodable alert at offset %d, skipped", message.offset)
+            return None
+        if not alert.get("paged"):
+            return None
+        return await self.deliveries.offer(alert)
+
+    def _ack(self, manual: faust.StreamT, event: faust.EventT) -> None:
+        task = asyncio.ensure_future(manual.ack(event))
+        self._acking.add(task)
+        task.add_done_callback(self._acking.discard)
 
 
 def _headers(headers: object) -> list[tuple[str, bytes]]:

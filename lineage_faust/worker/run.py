@@ -23,6 +23,9 @@ from lineage_faust.worker.app import make_app
 from lineage_faust.worker.triage_pool import TriagePool
 
 log = logging.getLogger(__name__)
+# httpx logs every request with its URL at INFO: a webhook's URL may hold a secret (Slack's
+# do), and a storm of pages would flood the log
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def prepare(settings: Settings, store: Store) -> None:

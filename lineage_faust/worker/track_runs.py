@@ -11,6 +11,7 @@ work, its publishing included; while the next group waits, that publishing overl
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,6 +91,7 @@ class TrackRuns:
                     held += len(updates)
             if held < GROUP_UPDATES and not manual.channel.empty():
                 continue
+            self.observe_hops(parts)
             published = await self.runs.fold(parts) if parts else None
             for sweep in sweeps:  # after the updates: a sweep looks at time, not order
                 await self.runs.sweep(sweep, sweep.message.partition, self.assigned())
@@ -103,6 +105,13 @@ class TrackRuns:
                 unacked = None
             group, parts, sweeps, held = [], [], [], 0
             await self.valve.adjust()  # caught up enough: fetch events again
+
+    def observe_hops(self, parts: list[Part]) -> None:
+        """Each message's time from ingest forwarding it to being folded (/metrics)."""
+        hop, now = self.state.stats.metrics.page_path.labels("hop"), time.time()
+        for event, _, _ in parts:
+            if event.message.timestamp:
+                hop.observe(now - event.message.timestamp)
 
     async def acknowledge(
         self, manual: faust.StreamT, published: Any, group: list[faust.EventT]

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from lineage_faust.domain.identity import run_partition
 from tests.support.helpers import SAMPLES, Stack, wait_until
 from tests.support.receiver import Receiver
 
@@ -51,18 +52,25 @@ def events_consumed(log: str) -> int:
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[dict]:
+    return [orjson.loads(r.value) for r in await topic_records(bootstrap, topic)]
+
+
+async def topic_records(bootstrap: str, topic: str) -> list:
+    """Every record of every partition of ``topic``, from the start."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        found: list[dict] = []
-        while True:
-            batch = await consumer.getmany(tp, timeout_ms=1500)
-            if not batch:
-                return found
-            found.extend(orjson.loads(r.value) for r in batch[tp])
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            await consumer.force_metadata_update()  # a topic new to this client
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: list = []
+        while batch := await consumer.getmany(*tps, timeout_ms=1500):
+            for records in batch.values():
+                found.extend(records)
+        return found
     finally:
         await consumer.stop()
 
@@ -121,27 +129,10 @@ def test_failures_alert_once_with_retries_understood(stack: Stack, receiver: Rec
         assert "were never delivered" not in log
 
 
-async def alert_headers(bootstrap: str, topic: str) -> dict[str, list]:
-    """Each alert on the topic (by id) and the headers it was published with."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        found: dict[str, list] = {}
-        while batch := await consumer.getmany(tp, timeout_ms=1500):
-            for r in batch[tp]:
-                found[orjson.loads(r.value)["alertId"]] = list(r.headers or ())
-        return found
-    finally:
-        await consumer.stop()
-
-
 def test_a_page_goes_out_once_from_the_worker_that_raised_it(stack: Stack) -> None:
-    """A receiver that takes the page at once gets it from the worker that raised it, without
-    the hop through the alerts topic; published marked delivered, the notify agent does not
-    send it again."""
+    """The worker that raised a page sends it at once and its notify agent, reading it back
+    from the alerts topic (the run's partition, this worker's), sends it no second time.
+    Every alert on the topic names the deployment that raised it."""
     with Receiver() as receiver:
         stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
         worker = stack.spawn("worker")
@@ -162,10 +153,13 @@ def test_a_page_goes_out_once_from_the_worker_that_raised_it(stack: Stack) -> No
             assert worker.stop() == 0
         paged = [a["alertId"] for a in stored_alerts(stack.db_path) if a["paged"]]
         assert receiver.accepted_ids() == paged and receiver.tries[paged[0]] == 1
-        headers = asyncio.run(alert_headers(stack.bootstrap, stack.alerts_topic))
-        assert len(headers) == 3
-        for alert_id, found in headers.items():
-            assert (("lineage.delivered", b"1") in found) == (alert_id in paged)
+        records = asyncio.run(topic_records(stack.bootstrap, stack.alerts_topic))
+        assert len(records) == 3
+        app = f"{stack.name}-app".encode()
+        for record in records:
+            assert ("lineage.app", app) in list(record.headers)
+            run_id = orjson.loads(record.value)["runId"]
+            assert record.partition == run_partition(run_id, 4)
 
 
 def ol_event(

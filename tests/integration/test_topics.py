@@ -69,7 +69,7 @@ def names(stack: Stack) -> dict[str, int]:
     return {
         stack.topic: 4,
         f"{stack.topic}.dlq": 1,
-        stack.alerts_topic: 1,
+        stack.alerts_topic: 4,
         f"{stack.topic}.live": 1,
         f"{app}-run-updates": 4,
         f"{app}-runs-changelog": 4,
@@ -124,6 +124,14 @@ def test_init_topics_creates_them_all_and_refuses_a_wrong_shape(stack: Stack) ->
     done = run_cli(other, "worker", timeout_s=60)
     assert done.returncode == 1 and "6 are needed" in done.stderr, done.stderr[-2000:]
 
+    # an alerts topic named explicitly must have as many partitions too (an alert goes to
+    # its run's partition, whose worker reads it back): one made elsewhere with 1 is refused
+    shared = f"{stack.name}.shared-alerts"
+    asyncio.run(create_topic(stack.bootstrap, shared, 1))
+    done = run_cli({**stack.env, "LINEAGE_ALERTS_TOPIC": shared}, "init-topics")
+    assert done.returncode == 1
+    assert f"topic {shared} (alerts) has 1 partitions, 4 are needed" in done.stderr
+
 
 async def auto_create(bootstrap: str) -> bool:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -141,6 +149,10 @@ async def auto_create(bootstrap: str) -> bool:
         return resource["config_entries"][0]["config_value"] == "true"
     finally:
         await admin.close()
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    await delete_topic(bootstrap, name, recreate_with=partitions)
 
 
 async def delete_topic(bootstrap: str, name: str, recreate_with: int = 0) -> None:

@@ -19,7 +19,7 @@ from lineage_faust.domain.alerting import (
 )
 from lineage_faust.domain.model import ValidEvent, parse_event
 from lineage_faust.domain.runstate import RunState, RunUpdate, fold
-from lineage_faust.settings import ConfigError, parse_settings
+from lineage_faust.settings import ConfigError, Delivery, parse_settings
 from tests.support.helpers import SAMPLES
 
 NOW = 1_800_000_000.0
@@ -144,12 +144,28 @@ def test_alert_settings_are_checked_at_start() -> None:
     assert s.alert_rules.policy is Policy.DAG and s.alert_rules.defaults.idle_s == 900
     assert s.alert_rules.limits("prod", "etl") == Limits(idle_s=60, overdue_factor=2)
     assert "secret" not in repr(s)
+    assert s.alerts_topic == "lineage-faust-alerts"  # the deployment's own
+    assert s.delivery == Delivery(queue=10_000, concurrency=4, timeout_s=10.0, max_age_s=3600.0)
+    tuned = parse_settings(
+        {
+            "LINEAGE_APP_ID": "staging",
+            "LINEAGE_WEBHOOK_QUEUE": "50",
+            "LINEAGE_WEBHOOK_CONCURRENCY": "8",
+            "LINEAGE_WEBHOOK_TIMEOUT": "2.5",
+            "LINEAGE_PAGE_MAX_AGE": "15m",
+        }
+    )
+    assert tuned.alerts_topic == "staging-alerts"
+    assert tuned.delivery == Delivery(queue=50, concurrency=8, timeout_s=2.5, max_age_s=900.0)
     for env, words in [
         ({"LINEAGE_ALERT_POLICY": "loud"}, "one of every, final, dag"),
         ({"LINEAGE_ALERT_OVERRIDES": "{nope"}, "LINEAGE_ALERT_OVERRIDES"),
         ({"LINEAGE_ALERT_OVERRIDES": '{"ns": {"idle": 1}}'}, "unknown keys"),
         ({"LINEAGE_WEBHOOKS": "ftp://x/secret-token"}, r"entry 1 is not an http\(s\) URL"),
         ({"LINEAGE_WEBHOOK_FORMAT": "xml"}, "json or slack"),
+        ({"LINEAGE_WEBHOOK_QUEUE": "0"}, "LINEAGE_WEBHOOK_QUEUE=0 must be at least 1"),
+        ({"LINEAGE_WEBHOOK_CONCURRENCY": "many"}, "LINEAGE_WEBHOOK_CONCURRENCY"),
+        ({"LINEAGE_PAGE_MAX_AGE": "soon"}, "LINEAGE_PAGE_MAX_AGE='soon' is not a duration"),
     ]:
         with pytest.raises(ConfigError, match=words) as caught:
             parse_settings(env)

@@ -21,7 +21,7 @@ from lineage_faust.domain.model import ValidEvent, parse_event
 from lineage_faust.domain.runstate import RunState, RunUpdate
 from lineage_faust.settings import parse_settings
 from lineage_faust.store import open_store
-from lineage_faust.worker.run_states import DELIVERED, Changes, RunStates
+from lineage_faust.worker.run_states import APP_HEADER, Changes, RunStates
 from lineage_faust.worker.state import WorkerState
 from tests.support.dbt_stream import dbt_stream
 from tests.support.helpers import SAMPLES
@@ -239,31 +239,26 @@ async def test_a_stale_dataset_pages_once_per_lapse_and_recovers(harness) -> Non
     assert again["kind"] == "stale" and again["alertId"] != stale["alertId"]
 
 
-@pytest.mark.parametrize("outcome", ["delivered", "refused", "raised"])
-async def test_a_page_is_tried_at_once_and_published_marked_only_if_delivered(
-    harness, outcome: str
+async def test_a_page_is_offered_at_once_and_every_alert_published_in_its_runs_partition(
+    harness,
 ) -> None:
-    """The worker that raises a page tries the webhooks itself; the alert is published
-    either way, marked delivered only when they all took it (the notify agent skips those
-    and retries the rest)."""
+    """The worker that raises a page offers it to the webhooks' queues before publishing
+    (nothing waits for a receiver); every alert is published marked with the deployment and
+    in its run's partition (the one this worker owns: its notify agent reads it back)."""
     _, table, _, _, state = harness
-    tried: list[str] = []
+    offered: list[str] = []
     sent: list[dict] = []
 
-    async def page(alert: dict) -> bool:
-        tried.append(alert["alertId"])
-        if outcome == "raised":
-            raise RuntimeError("receiver exploded")
-        return outcome == "delivered"
-
     async def publish(alerts: list[dict], live: list[dict]) -> None:
+        assert offered  # offered before the group's publishing
         sent.extend(alerts)
 
-    runs = RunStates(state, table, publish, page=page)
+    runs = RunStates(state, table, publish, page=lambda alert: offered.append(alert["alertId"]))
     await runs.apply(parts(updates(SAMPLES.read_bytes().splitlines())))
-    paged = [m for m in sent if orjson.loads(m["value"])["paged"]]
-    assert paged and sorted(tried) == sorted(orjson.loads(m["value"])["alertId"] for m in paged)
-    marked = [m for m in paged if (DELIVERED, b"1") in m["headers"]]
-    assert len(marked) == (len(paged) if outcome == "delivered" else 0)
-    unpaged = [m for m in sent if not orjson.loads(m["value"])["paged"]]
-    assert unpaged and all(m["headers"] == [] for m in unpaged)  # nothing to try for those
+    paged = [orjson.loads(m["value"]) for m in sent if orjson.loads(m["value"])["paged"]]
+    assert paged and offered == [a["alertId"] for a in paged]
+    assert len(sent) == 3  # the unpaged ones are published too, offered to nobody
+    for message in sent:
+        run_id = orjson.loads(message["value"])["runId"]
+        assert message["partition"] == run_partition(run_id, PARTITIONS)
+        assert message["headers"] == [(APP_HEADER, state.settings.app_id.encode())]
