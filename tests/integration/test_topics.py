@@ -112,16 +112,21 @@ def test_init_topics_creates_them_all_and_refuses_a_wrong_shape(stack: Stack) ->
     assert all(s.led == s.partitions for s in states.values())
     assert run_cli(stack.env, "init-topics").returncode == 0  # safe to repeat
 
-    # an internal topic of the wrong shape is a clear error, naming it and what to do
+    # a topic of the wrong shape is a clear error, naming it and what to do (the alerts
+    # topic comes first; the internal ones have the same rule)
     other = {**stack.env, "LINEAGE_PARTITIONS": "6"}
     done = run_cli(other, "init-topics")
+    assert done.returncode == 1
+    assert f"topic {stack.alerts_topic} (alerts) has 4 partitions, 6 are needed" in done.stderr
+    without_alerts = {**other, "LINEAGE_ALERTS_TOPIC": f"{stack.name}.alerts-6"}
+    done = run_cli(without_alerts, "init-topics")
     assert done.returncode == 1
     assert f"topic {stack.name}-app-run-updates (run updates (internal)) has 4 partitions" in (
         done.stderr
     )
     assert "Traceback" not in done.stderr
     # so is a worker started on it, before it consumes anything
-    done = run_cli(other, "worker", timeout_s=60)
+    done = run_cli(without_alerts, "worker", timeout_s=60)
     assert done.returncode == 1 and "6 are needed" in done.stderr, done.stderr[-2000:]
 
     # an alerts topic named explicitly must have as many partitions too (an alert goes to
