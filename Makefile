@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint format bench bench-quick clean browser
+.PHONY: run test test-fast lint format bench bench-quick clean browser tls-proxy
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the whole system on this machine (embedded broker, worker, API)
 	$(BIN)/lineage-faust up
 
-test: $(STAMP) browser  ## lint, then every test (unit, store contract, API over HTTP, end to end, crash, board in Chromium)
+test: $(STAMP) browser tls-proxy  ## lint, then every test (unit, store contract, API over HTTP, end to end, crash, board in Chromium)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -33,6 +33,17 @@ browser:  ## Debian's chromium for the ops board's browser test (installed when 
 	      || echo "could not install chromium: the board's browser test cannot run"; \
 	  else \
 	    echo "chromium is not installed: the board's browser test will be skipped"; \
+	  fi; }
+
+tls-proxy:  ## Debian's stunnel: the TLS tests put it in front of the embedded broker
+	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's stunnel4 (the TLS tests' proxy)"; \
+	    apt-get update -qq || true; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null \
+	      || echo "could not install stunnel4: the TLS tests cannot run"; \
+	  else \
+	    echo "stunnel is not installed: the TLS tests will be skipped"; \
 	  fi; }
 
 lint: $(STAMP)

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from lineage_faust.domain.live import event_id, parse_event_id
+from lineage_faust.kafka.security import client_options
 
 from ..errors import ApiError
 from .common import errors
@@ -79,6 +80,7 @@ async def stream(
         enable_auto_commit=False,
         client_id="lineage-api-stream",
         fetch_max_wait_ms=settings.fetch_max_wait_ms or 500,  # 500: aiokafka's default
+        **client_options(settings.kafka_security),
     )
     tp = TopicPartition(settings.live_topic, 0)
     try:

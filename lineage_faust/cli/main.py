@@ -11,8 +11,13 @@ from lineage_faust.settings import ConfigError, Settings, settings
 
 
 def _settings() -> Settings:
+    from lineage_faust.kafka.security import tls_context
+
     try:
-        return settings()
+        s = settings()
+        if s.kafka_security.uses_tls:
+            tls_context(s.kafka_security)  # a certificate or key that does not load: stop here
+        return s
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -192,7 +197,11 @@ def init_topics() -> None:
     _logging(s.log_level)
     specs = worker_topics(s)
     try:
-        states = asyncio.run(ensure_topics(s.bootstrap, specs, replication=s.topic_replication))
+        states = asyncio.run(
+            ensure_topics(
+                s.bootstrap, specs, replication=s.topic_replication, security=s.kafka_security
+            )
+        )
     except TopicMismatch as exc:
         raise click.ClickException(str(exc)) from None
     except (KafkaError, TimeoutError) as exc:

@@ -12,15 +12,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from lineage_faust.kafka.security import client_options
 from lineage_faust.kafka.topics import describe
 from lineage_faust.settings import Settings
 from lineage_faust.store import store_for
 
 
-async def topic_states(bootstrap: str, topic: str) -> dict:
+async def topic_states(settings: Settings, topic: str) -> dict:
     """The topic's partition count, if it exists (never creating it, as a metadata request
     for one topic would on a cluster that auto-creates topics)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=10_000,
+        **client_options(settings.kafka_security),
+    )
     await admin.start()
     try:
         if topic not in await admin.list_topics():
@@ -41,13 +46,16 @@ def worker_accounting(url: str) -> dict[str, Any] | str:
 async def topic_positions(settings: Settings) -> list[tuple[int, int, int | None]] | str:
     """(partition, end offset, group's committed offset) of the events topic."""
     try:
-        states = await topic_states(settings.bootstrap, settings.topic)
+        states = await topic_states(settings, settings.topic)
     except KafkaError as exc:
         return f"unavailable ({type(exc).__name__})"
     if not states:
         return "no such topic"
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        **client_options(settings.kafka_security),
     )
     try:
         await consumer.start()

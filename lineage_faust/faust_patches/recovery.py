@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP, ConsumerT
 
 END_READ_TIMEOUT_S = 10.0
@@ -97,17 +100,21 @@ class ExactEndRecovery(SeekThenResumeRecovery):
         if not reported:
             return
         bootstrap = ",".join(f"{url.host}:{url.port}" for url in self.app.conf.broker)
-        for tp, end in (await read_ends(bootstrap, reported)).items():
+        auth = credentials_to_aiokafka_auth(self.app.conf.broker_credentials)
+        for tp, end in (await read_ends(bootstrap, reported, auth)).items():
             if end != reported[tp]:
                 self.log.info("%s[%d]: changelog ends at %d, not %d", *tp, end, reported[tp])
             destination[tp] = end - 1  # Faust keeps the last offset, not the end
 
 
-async def read_ends(bootstrap: str, reported: dict[TP, int]) -> dict[TP, int]:
+async def read_ends(
+    bootstrap: str, reported: dict[TP, int], auth: Mapping[str, Any]
+) -> dict[TP, int]:
     """Each partition's true end offset, given a reported end that may point into its last
-    record batch: read from the reported end - 1 to the end of the data there now."""
+    record batch: read from the reported end - 1 to the end of the data there now. ``auth``:
+    the worker's connection options (TLS, SASL), as Faust gives them to aiokafka."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **auth
     )
     await consumer.start()
     ends = dict(reported)

@@ -51,9 +51,17 @@ class EmbeddedBroker:
 
     embedded = True  # its workarounds apply (LINEAGE_EMBEDDED_BROKER=1)
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        advertised_port: int | None = None,
+    ) -> None:
+        """``advertised_port``: the port clients are told to use after bootstrapping (a
+        TLS-terminating proxy's in front of this one); default the broker's own."""
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -64,6 +72,7 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
@@ -74,7 +83,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
+from lineage_faust.kafka.security import client_options
 from lineage_faust.settings import Settings
 
 
@@ -15,4 +16,5 @@ def event_producer(settings: Settings, *, request_timeout_ms: int = 30_000) -> A
         linger_ms=5,
         max_request_size=settings.producer_max_request_bytes,
         request_timeout_ms=request_timeout_ms,
+        **client_options(settings.kafka_security),
     )

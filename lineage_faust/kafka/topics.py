@@ -28,7 +28,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from lineage_faust.failures import is_permanent
-from lineage_faust.settings import Settings
+from lineage_faust.kafka.security import client_options
+from lineage_faust.settings import KafkaSecurity, Settings
 
 log = logging.getLogger(__name__)
 RUNS_TABLE = "runs"
@@ -98,6 +99,7 @@ async def ensure_topics(
     *,
     replication: int = 1,
     timeout_s: float = 60.0,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, TopicState]:
     """Create what is missing, check what exists, and return once the cluster's metadata
     shows every topic with all its partitions led. Raises ``TopicMismatch`` for an existing
@@ -110,7 +112,11 @@ async def ensure_topics(
     deadline = loop.time() + timeout_s
     created: set[str] = set()
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=10_000,
+            **client_options(security or KafkaSecurity()),
+        )
         try:
             await admin.start()
             existing = set(await admin.list_topics())

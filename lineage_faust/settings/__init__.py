@@ -24,6 +24,7 @@ from lineage_faust.settings.alerts import (
 )
 from lineage_faust.settings.api import ApiAuth, is_loopback, parse_api_auth, refuse_open_bind
 from lineage_faust.settings.cassandra import CassandraOptions, parse_cassandra
+from lineage_faust.settings.kafka import KafkaSecurity, parse_kafka_security
 from lineage_faust.settings.parsing import (
     ConfigError,
     _bool,
@@ -78,6 +79,8 @@ class Settings:
     topic_replication: int = 1  # replication factor of the topics the worker creates
     # datasets that must be written successfully every so often (LINEAGE_DATASET_EXPECTATIONS)
     dataset_expectations: tuple[Expectation, ...] = ()
+    # how every Kafka client connects: protocol, SASL, TLS (LINEAGE_KAFKA_SECURITY_PROTOCOL…)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def producer_max_request_bytes(self) -> int:
@@ -159,6 +162,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         stall_after_s=_float(env, "LINEAGE_STALL_AFTER", 60.0, minimum=1.0),
         topic_replication=_int(env, "LINEAGE_TOPIC_REPLICATION", 1),
         dataset_expectations=parse_dataset_expectations(env),
+        kafka_security=parse_kafka_security(env),
         sweep_interval_s=_float(
             env,
             "LINEAGE_SWEEP_INTERVAL",
@@ -179,6 +183,7 @@ __all__ = [
     "CassandraOptions",
     "ConfigError",
     "Delivery",
+    "KafkaSecurity",
     "Settings",
     "is_loopback",
     "parse_alert_rules",

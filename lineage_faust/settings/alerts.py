@@ -100,10 +100,13 @@ class Delivery:
 
 def parse_delivery(env: Mapping[str, str]) -> Delivery:
     default = Delivery()
-    max_age = _duration(env, "LINEAGE_PAGE_MAX_AGE")
+    raw_age = (env.get("LINEAGE_PAGE_MAX_AGE") or "").strip().lower()
+    max_age = _duration(env, "LINEAGE_PAGE_MAX_AGE") if raw_age else default.max_age_s
+    if max_age is None:  # "none", "off" or 0: pages never expire
+        max_age = float("inf")
     return Delivery(
         queue=_int(env, "LINEAGE_WEBHOOK_QUEUE", default.queue),
         concurrency=_int(env, "LINEAGE_WEBHOOK_CONCURRENCY", default.concurrency),
         timeout_s=_float(env, "LINEAGE_WEBHOOK_TIMEOUT", default.timeout_s, minimum=0.1),
-        max_age_s=float(max_age) if max_age is not None else default.max_age_s,
+        max_age_s=float(max_age),
     )

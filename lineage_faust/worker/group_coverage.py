@@ -18,6 +18,9 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 
+from lineage_faust.kafka.security import client_options
+from lineage_faust.settings import KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 
@@ -34,10 +37,14 @@ def uncovered(members: list[tuple[bytes, bytes]]) -> list[str]:
     return sorted(subscribed - assigned)
 
 
-async def uncovered_topics(bootstrap: str, group_id: str) -> list[str] | None:
+async def uncovered_topics(
+    bootstrap: str, group_id: str, security: KafkaSecurity
+) -> list[str] | None:
     """The group's subscribed topics without an assigned partition; None when the group is
     not stable (a rebalance is under way) or the coordinator cannot say."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=5_000, **client_options(security)
+    )
     try:
         await admin.start()
         [response] = await admin.describe_consumer_groups([group_id])

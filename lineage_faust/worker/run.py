@@ -36,7 +36,13 @@ async def prepare(settings: Settings, store: Store) -> None:
     specs = worker_topics(settings)
     await retry_forever(
         "create topics",
-        partial(ensure_topics, settings.bootstrap, specs, replication=settings.topic_replication),
+        partial(
+            ensure_topics,
+            settings.bootstrap,
+            specs,
+            replication=settings.topic_replication,
+            security=settings.kafka_security,
+        ),
         retry=(KafkaError, TimeoutError),
     )
 
@@ -85,8 +91,9 @@ def _run(settings: Settings) -> None:
     triage_pool.start()
     app = make_app(settings, store, triage_pool=triage_pool)
     log.info(
-        "worker: broker %s, topic %s, dead letters %s, store %s",
+        "worker: broker %s (%s), topic %s, dead letters %s, store %s",
         settings.bootstrap,
+        settings.kafka_security.describe(),
         settings.topic,
         settings.dlq_topic,
         settings.describe_store(),

@@ -100,7 +100,9 @@ def install(state: WorkerState, topics: Topology, valve: EventsValve) -> None:
         so (/health 503, an ERROR naming it) and rejoin until the group is whole."""
         if app.rebalancing:
             return
-        missing = await uncovered_topics(settings.bootstrap, settings.app_id)
+        missing = await uncovered_topics(
+            settings.bootstrap, settings.app_id, settings.kafka_security
+        )
         if missing is None:  # rebalancing, or the coordinator cannot say
             return
         if not missing:

@@ -23,8 +23,9 @@ from lineage_faust.faust_patches.recovery import (
     SeekThenResumeTableManager,
 )
 from lineage_faust.faust_patches.transport import broker_url
+from lineage_faust.kafka.security import tls_context
 from lineage_faust.kafka.topics import RUNS_TABLE, updates_topic_name
-from lineage_faust.settings import Settings
+from lineage_faust.settings import KafkaSecurity, Settings
 
 # Tansu holds a JoinGroup for half the session timeout: the embedded stack joins in ~1 s
 EMBEDDED_SESSION_TIMEOUT_S = 2.0
@@ -54,10 +55,26 @@ class Topology:
     runs: Any  # the live run table (rocksdb + changelog), keyed by runId
 
 
+def faust_credentials(security: KafkaSecurity) -> faust.types.CredentialsT | None:
+    """The app's ``broker_credentials``: the connection every other client makes
+    (``kafka/security.py``), as Faust takes it (None: plaintext)."""
+    context = tls_context(security) if security.uses_tls else None
+    if security.uses_sasl:
+        assert security.sasl_mechanism is not None
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password,
+            ssl_context=context,
+            mechanism=security.sasl_mechanism.value,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=broker_url(settings),
+        broker_credentials=faust_credentials(settings.kafka_security),
         store="rocksdb://",  # the live table: table_writes.py writes its rocksdb directly
         # see recovery.py: Faust's resume/seek race, and the embedded broker's end offsets
         TableManager=(

@@ -157,6 +157,7 @@ def test_alert_settings_are_checked_at_start() -> None:
     )
     assert tuned.alerts_topic == "staging-alerts"
     assert tuned.delivery == Delivery(queue=50, concurrency=8, timeout_s=2.5, max_age_s=900.0)
+    assert parse_settings({"LINEAGE_PAGE_MAX_AGE": "none"}).delivery.max_age_s == float("inf")
     for env, words in [
         ({"LINEAGE_ALERT_POLICY": "loud"}, "one of every, final, dag"),
         ({"LINEAGE_ALERT_OVERRIDES": "{nope"}, "LINEAGE_ALERT_OVERRIDES"),

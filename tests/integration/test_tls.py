@@ -1,0 +1,126 @@
+"""Every Kafka client of lineage-faust through mutual TLS: the embedded broker behind Debian's
+stunnel, which refuses any client without a certificate signed by the test's CA, and
+advertises only its TLS port (so no client can fall back to plaintext after bootstrapping).
+Real handshakes: the worker (consumer, producer, admin, the embedded broker's recovery
+reads), ``init-topics``, ``send``, ``stats``, the API's HTTP ingest and its live stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.integration.test_live import PASSWORD, USER, SseReader
+from tests.support.helpers import SAMPLES, Stack, run_cli, wait_until
+from tests.support.receiver import Receiver
+from tests.support.tls import TlsBroker, stunnel_binary
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        stunnel_binary() is None, reason="the TLS tests need Debian's stunnel4 (make tls-proxy)"
+    ),
+]
+TOKEN = "tok-tls-0123456789"
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    with TlsBroker(tmp_path_factory.mktemp("tls"), mutual=True) as running:
+        yield running
+
+
+@pytest.fixture
+def tls_stack(tls_broker: TlsBroker, tmp_path: Path) -> Iterator[Stack]:
+    stack = Stack(tmp=tmp_path, bootstrap=tls_broker.bootstrap, name=f"tls-{uuid.uuid4().hex[:6]}")
+    stack.extra_env.update(tls_broker.files.client_env())
+    yield stack
+    stack.kill_all()
+
+
+def event(kind: str, run_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "eventType": kind,
+            "eventTime": datetime.now(UTC).isoformat(),
+            "producer": "https://example.com/tests",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+            "run": {"runId": run_id},
+            "job": {"namespace": "tls", "name": "over-http"},
+        }
+    )
+
+
+def test_every_client_works_through_mutual_tls(tls_stack: Stack, tls_broker: TlsBroker) -> None:
+    stack, port = tls_stack, 0
+    with Receiver() as receiver:
+        from lineage_faust.kafka.embedded import free_port
+
+        port = free_port()
+        stack.extra_env.update(
+            LINEAGE_WEBHOOKS=receiver.url,
+            LINEAGE_WORKER_PORT=str(port),
+            LINEAGE_API_TOKENS=TOKEN,
+            LINEAGE_API_USERS=f"{USER}:{PASSWORD}",
+        )
+        init = run_cli(stack.env, "init-topics")
+        assert init.returncode == 0, init.stderr[-2000:]
+        worker = stack.spawn("worker")
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        stack.start_api()
+        stream = SseReader(f"{stack.api_url}/api/v1/stream")
+        try:
+            sent = stack.send(SAMPLES)  # `lineage-faust send` over TLS
+            assert sent.returncode == 0, sent.stderr[-2000:]
+            run_id = str(uuid.uuid4())
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api:
+                wait_until(
+                    lambda: api.get("/api/v1/health").json()["broker"] == "ok", 30, "API producer"
+                )
+                for kind in ("START", "COMPLETE"):  # HTTP ingest's producer over TLS
+                    response = api.post("/api/v1/lineage", content=event(kind, run_id))
+                    assert response.status_code == 201, response.text
+                wait_until(
+                    lambda: (
+                        api.get(f"/api/v1/runs/{run_id}").status_code == 200
+                        and api.get(f"/api/v1/runs/{run_id}").json()["run"]["state"] == "COMPLETE"
+                    ),
+                    30,
+                    "the run sent over HTTP, stored with its state",
+                )
+                failed = api.get("/api/v1/runs", params={"state": "FAIL", "limit": 10}).json()
+                assert len(failed["runs"]) == 3  # the samples' three failures
+            wait_until(lambda: receiver.accepted, 30, "the samples' page")
+            # the live stream's consumer reads the live topic over TLS
+            wait_until(
+                lambda: any(d.get("runId") == run_id for _, _, d in stream.items),
+                30,
+                "the run on the live stream",
+            )
+        finally:
+            stream.close()
+        stats = run_cli(stack.env, "stats", "--worker", f"http://127.0.0.1:{port}")
+        assert stats.returncode == 0, stats.stdout + stats.stderr
+        assert worker.stop() == 0
+    for name in ("worker.log", "api.log"):
+        log = (stack.tmp / name).read_text(errors="replace")
+        assert "PRIVATE KEY" not in log and "BEGIN" not in log  # no key material, ever
+
+
+def test_without_its_certificate_a_client_gets_nowhere(tls_stack: Stack) -> None:
+    """The proxy really requires the certificate: the same worker without it never gets a
+    topic made (and says what it waits for), which is what makes the test above mean TLS."""
+    env = {
+        k: v
+        for k, v in tls_stack.env.items()
+        if k not in ("LINEAGE_KAFKA_SSL_CERTFILE", "LINEAGE_KAFKA_SSL_KEYFILE")
+    }
+    done = run_cli(env, "init-topics", timeout_s=120)
+    assert done.returncode != 0
+    assert "KafkaConnectionError" in done.stderr
