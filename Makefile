@@ -24,27 +24,25 @@ test: $(STAMP) browser tls-proxy  ## lint, then every test (unit, store contract
 test-fast: $(STAMP)  ## unit tests only (no broker, no processes)
 	$(BIN)/python -m pytest -m "not integration"
 
-browser:  ## Debian's chromium for the ops board's browser test (installed when root can)
-	@command -v chromium >/dev/null || { \
+# $(call debian,COMMAND,PACKAGE,WHAT FOR): Debian's PACKAGE unless COMMAND exists (installed
+# when root can; otherwise the tests that need it are skipped, and say so)
+define debian
+	@command -v $(1) >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium (the ops board's browser test)"; \
+	    echo "installing Debian's $(2) ($(3))"; \
 	    apt-get update -qq || true; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-	      || echo "could not install chromium: the board's browser test cannot run"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null \
+	      || echo "could not install $(2): $(3) cannot run"; \
 	  else \
-	    echo "chromium is not installed: the board's browser test will be skipped"; \
+	    echo "$(2) is not installed: $(3) will be skipped"; \
 	  fi; }
+endef
+
+browser:  ## Debian's chromium for the ops board's browser test
+	$(call debian,chromium,chromium,the board's browser test)
 
 tls-proxy:  ## Debian's stunnel: the TLS tests put it in front of the embedded broker
-	@command -v stunnel4 >/dev/null || command -v stunnel >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's stunnel4 (the TLS tests' proxy)"; \
-	    apt-get update -qq || true; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null \
-	      || echo "could not install stunnel4: the TLS tests cannot run"; \
-	  else \
-	    echo "stunnel is not installed: the TLS tests will be skipped"; \
-	  fi; }
+	$(call debian,stunnel4,stunnel4,the TLS tests)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

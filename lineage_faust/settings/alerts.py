@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +13,14 @@ import orjson
 
 from lineage_faust.domain.alerting import AlertRules, Grouping, Limits, Policy, parse_overrides
 from lineage_faust.domain.freshness import Expectation, parse_expectations
-from lineage_faust.settings.parsing import ConfigError, _duration, _entries, _float, _int
+from lineage_faust.settings.parsing import (
+    ConfigError,
+    _duration,
+    _entries,
+    _float,
+    _int,
+    _read_file,
+)
 
 
 def _json_object(env: Mapping[str, str], name: str, example: str) -> dict | None:
@@ -22,10 +28,7 @@ def _json_object(env: Mapping[str, str], name: str, example: str) -> dict | None
     raw = env.get(name) or ""
     path = env.get(f"{name}_FILE")
     if path:
-        try:
-            raw = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path!r}: cannot read it ({exc.strerror})") from None
+        raw = _read_file(f"{name}_FILE", path)
     if not raw.strip():
         return None
     try:

@@ -9,11 +9,11 @@ appears in a repr, an error or a log.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from lineage_faust.settings.parsing import ConfigError
+from lineage_faust.settings.parsing import ConfigError, _read_file
 
 
 class SecurityProtocol(StrEnum):
@@ -82,10 +82,7 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
     """``NAME``, or the first line of the file ``NAME_FILE`` (Docker/Kubernetes secrets)."""
     path = env.get(f"{name}_FILE")
     if path:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path!r}: cannot read it ({exc.strerror})") from None
+        lines = _read_file(f"{name}_FILE", path).splitlines()
         return lines[0] if lines else ""
     return env.get(name) or None
 
@@ -120,13 +117,9 @@ def parse_kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
             f"LINEAGE_KAFKA_SECURITY_PROTOCOL={protocol} needs LINEAGE_KAFKA_SASL_USERNAME and "
             "LINEAGE_KAFKA_SASL_PASSWORD (or _FILE)"
         )
-    return KafkaSecurity(
-        protocol=security.protocol,
+    return replace(
+        security,
         sasl_mechanism=SaslMechanism(mechanism),
         sasl_username=username,
         sasl_password=password,
-        ssl_cafile=security.ssl_cafile,
-        ssl_certfile=security.ssl_certfile,
-        ssl_keyfile=security.ssl_keyfile,
-        ssl_check_hostname=security.ssl_check_hostname,
     )

@@ -71,15 +71,20 @@ def _duration(env: Mapping[str, str], name: str) -> int | None:
     return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
+def _read_file(name: str, path: str) -> str:
+    """The text of the file a ``NAME_FILE`` variable names; unreadable: a ConfigError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name}={path!r}: cannot read it ({exc.strerror})") from None
+
+
 def _entries(env: Mapping[str, str], name: str) -> list[str]:
     """Comma-separated values of ``NAME``, plus one per line of the file ``NAME_FILE``
     (Docker/Kubernetes secrets; blank lines and ``#`` comments ignored)."""
     found = [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
     path = env.get(f"{name}_FILE")
     if path:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ConfigError(f"{name}_FILE={path!r}: cannot read it ({exc.strerror})") from None
+        lines = _read_file(f"{name}_FILE", path).splitlines()
         found += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     return found

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
+from lineage_faust.kafka.embedded import free_port
+from tests.integration.test_alerts import ol_event
 from tests.integration.test_live import PASSWORD, USER, SseReader
 from tests.support.helpers import SAMPLES, Stack, run_cli, wait_until
 from tests.support.receiver import Receiver
@@ -43,25 +44,9 @@ def tls_stack(tls_broker: TlsBroker, tmp_path: Path) -> Iterator[Stack]:
     stack.kill_all()
 
 
-def event(kind: str, run_id: str) -> bytes:
-    return orjson.dumps(
-        {
-            "eventType": kind,
-            "eventTime": datetime.now(UTC).isoformat(),
-            "producer": "https://example.com/tests",
-            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
-            "run": {"runId": run_id},
-            "job": {"namespace": "tls", "name": "over-http"},
-        }
-    )
-
-
 def test_every_client_works_through_mutual_tls(tls_stack: Stack, tls_broker: TlsBroker) -> None:
-    stack, port = tls_stack, 0
+    stack, port = tls_stack, free_port()
     with Receiver() as receiver:
-        from lineage_faust.kafka.embedded import free_port
-
-        port = free_port()
         stack.extra_env.update(
             LINEAGE_WEBHOOKS=receiver.url,
             LINEAGE_WORKER_PORT=str(port),
@@ -84,7 +69,8 @@ def test_every_client_works_through_mutual_tls(tls_stack: Stack, tls_broker: Tls
                     lambda: api.get("/api/v1/health").json()["broker"] == "ok", 30, "API producer"
                 )
                 for kind in ("START", "COMPLETE"):  # HTTP ingest's producer over TLS
-                    response = api.post("/api/v1/lineage", content=event(kind, run_id))
+                    line = ol_event(kind, run_id, "over-http", datetime.now(UTC), namespace="tls")
+                    response = api.post("/api/v1/lineage", content=line)
                     assert response.status_code == 201, response.text
                 wait_until(
                     lambda: (
