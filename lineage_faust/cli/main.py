@@ -11,12 +11,14 @@ from lineage_faust.settings import ConfigError, Settings, settings
 
 
 def _settings() -> Settings:
-    from lineage_faust.kafka.security import tls_context
+    from lineage_faust.kafka.security import check_tls, tls_context
 
     try:
         s = settings()
         if s.kafka_security.uses_tls:
             tls_context(s.kafka_security)  # a certificate or key that does not load: stop here
+            if s.kafka_bootstrap:  # a broker that will never accept us: stop here too
+                check_tls(s.kafka_bootstrap, s.kafka_security)
         return s
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

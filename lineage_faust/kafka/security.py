@@ -8,7 +8,9 @@ start with a line naming the setting.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import struct
 from functools import cache
 from typing import Any
 
@@ -49,3 +51,64 @@ def client_options(security: KafkaSecurity) -> dict[str, Any]:
             sasl_plain_password=security.sasl_password,
         )
     return options
+
+
+class ConnectionRefusedForGood(ConfigError):
+    """The broker will never accept this client as configured (an untrusted certificate, a
+    TLS handshake it refuses): waiting cannot help, the settings must change."""
+
+
+# ApiVersions v0 (api key 18) with correlation id 1 and client id "lineage-faust-check": the
+# smallest request every Kafka broker answers, to see the TLS session really accepted
+_CLIENT_ID = b"lineage-faust-check"
+_API_VERSIONS = struct.pack(">hhih", 18, 0, 1, len(_CLIENT_ID)) + _CLIENT_ID
+CHECK_TIMEOUT_S = 5.0
+
+
+def check_tls(bootstrap: str, security: KafkaSecurity) -> None:
+    """Before any client starts: one TLS connection to the first bootstrap address that
+    answers TCP, and one request over it. An untrusted broker certificate or a refused
+    handshake (say, a missing client certificate) raises ``ConnectionRefusedForGood`` naming
+    the setting; a broker that cannot be reached at all is left to the clients, which wait
+    for it as for any broker that is down."""
+    if not security.uses_tls:
+        return
+    context = tls_context(security)
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            raw = socket.create_connection((host, int(port)), timeout=CHECK_TIMEOUT_S)
+        except (OSError, ValueError):
+            continue
+        with raw:
+            _check_session(context, raw, host, address, security)
+        return
+
+
+def _check_session(
+    context: ssl.SSLContext, raw: socket.socket, host: str, address: str, security: KafkaSecurity
+) -> None:
+    where = f"the broker at {address}"
+    try:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(struct.pack(">i", len(_API_VERSIONS)) + _API_VERSIONS)
+            if len(tls.recv(4)) < 4:
+                raise ssl.SSLError("the connection was closed after the handshake")
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectionRefusedForGood(
+            f"LINEAGE_KAFKA_SSL_CAFILE: {where} has a certificate this client does not trust "
+            f"({exc.verify_message or exc.reason})"
+        ) from None
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+        wanted = (
+            ""
+            if security.ssl_certfile
+            else (": does it require a client certificate (LINEAGE_KAFKA_SSL_CERTFILE)?")
+        )
+        reason = getattr(exc, "reason", None) or exc.__class__.__name__
+        raise ConnectionRefusedForGood(
+            f"LINEAGE_KAFKA_SECURITY_PROTOCOL={security.protocol}: {where} refused the TLS "
+            f"session ({reason}){wanted}"
+        ) from None
+    except OSError:
+        return  # a timeout or a network error: left to the clients, which wait and retry

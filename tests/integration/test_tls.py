@@ -99,14 +99,25 @@ def test_every_client_works_through_mutual_tls(tls_stack: Stack, tls_broker: Tls
         assert "PRIVATE KEY" not in log and "BEGIN" not in log  # no key material, ever
 
 
-def test_without_its_certificate_a_client_gets_nowhere(tls_stack: Stack) -> None:
-    """The proxy really requires the certificate: the same worker without it never gets a
-    topic made (and says what it waits for), which is what makes the test above mean TLS."""
-    env = {
+@pytest.mark.parametrize("command", ["init-topics", "worker", "api", "send"])
+def test_a_broker_that_refuses_the_client_stops_it_at_start_in_one_line(
+    tls_stack: Stack, tls_broker: TlsBroker, command: str
+) -> None:
+    """No client certificate, or a CA that did not sign the broker's: every command stops at
+    once, exit 1, one line naming the setting (no minute of retries, no traceback)."""
+    without_cert = {
         k: v
         for k, v in tls_stack.env.items()
         if k not in ("LINEAGE_KAFKA_SSL_CERTFILE", "LINEAGE_KAFKA_SSL_KEYFILE")
     }
-    done = run_cli(env, "init-topics", timeout_s=120)
-    assert done.returncode != 0
-    assert "KafkaConnectionError" in done.stderr
+    untrusted = {**tls_stack.env, "LINEAGE_KAFKA_SSL_CAFILE": str(tls_broker.files.other_ca)}
+    args = ["--samples"] if command == "send" else []
+    for env, words in [
+        (without_cert, "refused the TLS session"),
+        (untrusted, "LINEAGE_KAFKA_SSL_CAFILE: the broker at"),
+    ]:
+        done = run_cli(env, command, *args, timeout_s=30)
+        assert done.returncode == 1, (command, done.stderr[-2000:])
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and words in lines[0], lines
+    assert "LINEAGE_KAFKA_SSL_CERTFILE" in run_cli(without_cert, command, *args).stderr
