@@ -13,8 +13,10 @@ import orjson
 
 
 class Receiver:
-    def __init__(self, failures_per_alert: int = 0) -> None:
+    def __init__(self, failures_per_alert: int = 0, answer_after_s: float = 0.0) -> None:
+        """``answer_after_s``: how long it takes to answer each request (a slow receiver)."""
         self.failures = failures_per_alert
+        self.answer_after_s = answer_after_s
         self.tries: Counter[str] = Counter()
         self.accepted: list[dict] = []
         self.arrived: dict[str, float] = {}  # run id -> when its first alert was accepted
@@ -32,6 +34,7 @@ class Receiver:
                     if ok:
                         receiver.accepted.append(body)
                         receiver.arrived.setdefault(body.get("runId", ""), at)
+                time.sleep(receiver.answer_after_s)
                 self.send_response(200 if ok else 500)
                 self.end_headers()
 

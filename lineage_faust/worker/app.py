@@ -29,6 +29,8 @@ from lineage_faust.worker.topology import topology
 from lineage_faust.worker.track_runs import FaustLiveTable, TrackRuns
 from lineage_faust.worker.triage_pool import TriagePool
 
+SETTLE_PAGES_S = 5.0  # a stopping worker waits this long at most for pages in flight
+
 
 def make_app(
     settings: Settings,
@@ -73,6 +75,11 @@ def make_app(
         )
         notify = Notify(deliveries, settings.app_id, metrics)
         app.agent(topics.alerts, name="notify")(notify.run)
+
+        # while the consumer still reads: a page delivered as the worker stops is read back
+        # and acknowledged, not sent again by the next worker
+        app.before_stop.append(lambda: notify.settle(SETTLE_PAGES_S))
+
     runs = RunStates(state, table, publish, page=deliveries.page_now if deliveries else None)
     app.agent(topics.events, name="ingest")(Ingest(state, topics, triage_pool, valve).run)
     app.agent(topics.updates, name="track_runs")(TrackRuns(state, runs, table, valve, assigned).run)

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 60.0
 FINISHED_KEPT = 10_000  # finished pages remembered per webhook, to skip one offered again
+# a page offered at once and not read back by the notify agent within this long is read back
+# elsewhere (its partition moved in a rebalance): a stopping worker does not wait for it
+UNCLAIMED_FOR_S = 30.0
 
 # what became of a page at one webhook
 SENT, REFUSED_FOR_GOOD, EXPIRED = "delivered", "refused", "expired"
@@ -76,6 +79,7 @@ class WebhookQueue:
         self.url, self.fmt, self.options = url, fmt, options
         self.metrics, self.clock = metrics, clock
         self.pending: dict[str, Pending] = {}  # by alert id, oldest first
+        self.posting = 0  # requests in flight now
         self.finished: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.on_finish: Callable[[], None] = lambda: None
         self._ready: asyncio.Queue[Pending] | None = None
@@ -160,7 +164,11 @@ class WebhookQueue:
             return
         entry.attempts += 1
         assert self._client is not None
-        outcome = await post(self._client, self.url, entry.body, entry.headers)
+        self.posting += 1
+        try:
+            outcome = await post(self._client, self.url, entry.body, entry.headers)
+        finally:
+            self.posting -= 1
         if outcome == DELIVERED:
             if self.metrics is not None:
                 waited = time.monotonic() - entry.queued_at
@@ -240,6 +248,9 @@ class Deliveries:
             for number, url in enumerate(urls, 1)
         ]
         self._room: asyncio.Event | None = None
+        # pages offered at once whose alert message the notify agent has not read back yet,
+        # and when (monotonic)
+        self.unclaimed: collections.OrderedDict[str, float] = collections.OrderedDict()
         for queue in self.queues:
             queue.on_finish = self._made_room
 
@@ -248,10 +259,14 @@ class Deliveries:
         if alert.get("paged"):
             for queue in self.queues:
                 queue.offer(alert)
+            self.unclaimed[alert["alertId"]] = time.monotonic()
+            if len(self.unclaimed) > FINISHED_KEPT:  # read back elsewhere (a rebalance)
+                self.unclaimed.popitem(last=False)
 
     async def offer(self, alert: Mapping[str, Any]) -> asyncio.Future:
         """Offer a page to every webhook, waiting while one is full; the future resolves
         once every webhook is done with it (delivered, refused for good, or expired)."""
+        self.unclaimed.pop(alert["alertId"], None)
         while True:
             offered = [queue.offer(alert) for queue in self.queues]
             if all(f is not None for f in offered):
@@ -260,6 +275,19 @@ class Deliveries:
                 self._room = asyncio.Event()
             self._room.clear()
             await self._room.wait()
+
+    async def settle(self, timeout_s: float) -> None:
+        """Wait (at most ``timeout_s``) until the notify agent has read back every page
+        offered at once and no request is in flight: a worker told to stop has its pages
+        acknowledged, not sent again by the next worker. Pages waiting for a retry stay
+        unacknowledged: the next worker sends them."""
+        now = time.monotonic()
+        deadline, recent = now + timeout_s, now - UNCLAIMED_FOR_S
+        while time.monotonic() < deadline and (
+            any(q.posting for q in self.queues)
+            or any(at > recent for at in self.unclaimed.values())
+        ):
+            await asyncio.sleep(0.02)
 
     def _made_room(self) -> None:
         if self._room is not None:

@@ -58,6 +58,13 @@ class Notify:
             return None
         return await self.deliveries.offer(alert)
 
+    async def settle(self, timeout_s: float) -> None:
+        """Before the worker's last commit: let pages in flight end and be acknowledged."""
+        await self.deliveries.settle(timeout_s)
+        await asyncio.sleep(0)  # the done callbacks of what just ended schedule their acks
+        if self._acking:
+            await asyncio.wait(list(self._acking), timeout=timeout_s)
+
     def _ack(self, manual: faust.StreamT, event: faust.EventT) -> None:
         task = asyncio.ensure_future(manual.ack(event))
         self._acking.add(task)

@@ -12,6 +12,8 @@ Data flow::
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ from lineage_faust.kafka.security import tls_context
 from lineage_faust.kafka.topics import RUNS_TABLE, updates_topic_name
 from lineage_faust.settings import KafkaSecurity, Settings
 
+log = logging.getLogger(__name__)
 # Tansu holds a JoinGroup for half the session timeout: the embedded stack joins in ~1 s
 EMBEDDED_SESSION_TIMEOUT_S = 2.0
 
@@ -46,7 +49,7 @@ ROCKSDB_OPTIONS = {
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    app: faust.App
+    app: App
     events: faust.TopicT  # input
     dlq: faust.TopicT  # dead letters
     alerts: faust.TopicT  # every alert (the notify agent's input)
@@ -70,8 +73,25 @@ def faust_credentials(security: KafkaSecurity) -> faust.types.CredentialsT | Non
     return faust.SSLCredentials(context) if context is not None else None
 
 
-def faust_app(settings: Settings) -> faust.App:
-    return faust.App(
+class App(faust.App):
+    """Faust's app, with work to finish before it stops consuming (``before_stop``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_stop: list[Callable[[], Awaitable[None]]] = []
+
+    async def on_stop(self) -> None:
+        # Faust's on_stop first stops fetching, then commits once the children stop
+        for finish in self.before_stop:
+            try:
+                await finish()
+            except Exception:  # stopping goes on whatever happens here
+                log.exception("finishing before the worker stops failed")
+        await super().on_stop()
+
+
+def faust_app(settings: Settings) -> App:
+    return App(
         settings.app_id,
         broker=broker_url(settings),
         broker_credentials=faust_credentials(settings.kafka_security),

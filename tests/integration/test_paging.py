@@ -196,3 +196,27 @@ def test_pages_a_killed_worker_had_not_delivered_are_delivered_by_the_next(
             assert sorted(a["runId"] for a in receiver.accepted) == sorted(run_ids)
         finally:
             assert restarted.stop() == 0
+
+
+def test_a_page_in_flight_when_the_worker_is_told_to_stop_is_sent_once(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """SIGTERM while the receiver is still answering a page: the stopping worker lets it
+    finish and acknowledges it before its last commit, so the next worker (a rolling
+    restart) does not send it again."""
+    with Receiver(answer_after_s=1.5) as receiver:
+        stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
+        worker = stack.spawn("worker", tag="worker-1")
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        [run_id] = failing_runs(tmp_path / "fail.jsonl", 1)
+        assert stack.send(tmp_path / "fail.jsonl").returncode == 0
+        wait_until(lambda: receiver.tries, 30, "the page at the receiver")
+        assert worker.stop() == 0  # while the receiver is still answering
+        restarted = stack.spawn("worker", tag="worker-2")
+        try:
+            wait_until(lambda: "Worker]: Ready" in restarted.log(), 60, "worker ready again")
+            time.sleep(3.0)  # time enough for the notify agent to send it again, if it would
+        finally:
+            assert restarted.stop() == 0
+        assert [a["runId"] for a in receiver.accepted] == [run_id]
+        assert list(receiver.tries.values()) == [1]
