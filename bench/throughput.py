@@ -49,10 +49,13 @@ from bench.targets import (
     terminal_runs,
     wait_for,
 )
+from bench.tls import TlsBroker, stunnel_binary
 from bench.workload import describe, workload
 from lineage_faust.domain.keying import message_key
 from lineage_faust.kafka.embedded import EmbeddedBroker, free_port
+from lineage_faust.kafka.security import client_options
 from lineage_faust.kafka.topics import ensure_topics
+from lineage_faust.settings import KafkaSecurity, parse_settings
 
 TOPIC = "bench.events"
 PARTITIONS = 8
@@ -60,10 +63,13 @@ GOAL_RATE = 5_000
 CASSANDRA_GOAL_RATE = 2_500  # one worker, with Cassandra on the same machine
 
 
-async def produce(bootstrap: str, values: list[bytes]) -> float:
-    await ensure_topics(bootstrap, {TOPIC: PARTITIONS})
+async def produce(
+    bootstrap: str, values: list[bytes], security: KafkaSecurity | None = None
+) -> float:
+    options = client_options(security or KafkaSecurity())
+    await ensure_topics(bootstrap, {TOPIC: PARTITIONS}, security=security)
     keys = [message_key(orjson.loads(v)) for v in values]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10, **options)
     await producer.start()
     start = time.perf_counter()
     try:
@@ -115,14 +121,17 @@ def end_to_end(
     run_ids: list[str],
     tmp: Path,
     target: StoreTarget,
+    connection: dict[str, str] | None = None,
 ) -> EndToEnd:
-    """Real workers through the backlog into ``target``; progress from their counters."""
+    """Real workers through the backlog into ``target``; progress from their counters.
+    ``connection``: the workers' LINEAGE_KAFKA_* security settings (plaintext without)."""
     tmp.mkdir(parents=True, exist_ok=True)
     ports = [free_port() for _ in range(workers)]
     env = lineage_env(
         bootstrap,
         TOPIC,
         **target.env(),
+        **(connection or {}),
         LINEAGE_PARTITIONS=str(PARTITIONS),
         LINEAGE_APP_ID=f"bench-{workers}w-{target.name.lower()}",
         LINEAGE_LOG_LEVEL="INFO",
@@ -222,6 +231,7 @@ def run(
     workers: list[int],
     keep: Path | None = None,
     stores: tuple[str, ...] = ("sqlite", "cassandra"),
+    tls: bool = True,
 ) -> list[Row]:
     values = list(workload(n_events))
     info = describe(values)
@@ -264,7 +274,55 @@ def run(
         if not cassandra_url():
             print(skipped_cassandra(), file=sys.stderr)
             rows.append(Row(skipped_cassandra(), float("nan"), ""))
+    if tls and "sqlite" in stores:
+        rows += tls_rows(values, n_stored, run_ids, keep, plaintext_rows=rows)
     return rows
+
+
+def tls_rows(
+    values: list[bytes],
+    n_stored: int,
+    run_ids: list[str],
+    keep: Path | None,
+    plaintext_rows: list[Row],
+) -> list[Row]:
+    """One worker on SQLite through mutual TLS (the embedded broker behind Debian's stunnel,
+    the backlog produced over TLS too), beside the plaintext figure of this run."""
+    if stunnel_binary() is None:
+        print("TLS: skipped (Debian's stunnel4 is not installed: make tls-proxy)", file=sys.stderr)
+        return []
+    plaintext = next(
+        (
+            r.value
+            for r in plaintext_rows
+            if r.figure == "end to end, 1 worker, SQLite: stored + run states"
+        ),
+        None,
+    )
+    with tempfile.TemporaryDirectory() as tmp_dir, TlsBroker(Path(tmp_dir) / "tls") as broker:
+        tmp = keep or Path(tmp_dir)
+        connection = broker.files.client_env()
+        security = parse_settings(connection).kafka_security
+        produced = asyncio.run(produce(broker.bootstrap, values, security))
+        with store_target("sqlite", tmp / "sqlite-tls") as target:
+            result = end_to_end(
+                broker.bootstrap, 1, n_stored, run_ids, tmp / "sqlite-tls", target, connection
+            )
+    return [
+        Row("produce over mutual TLS (aiokafka, 1 producer)", produced, "events/s"),
+        Row(
+            "1 worker, SQLite, mutual TLS through a proxy: stored + run states",
+            result.done_rate,
+            "events/s",
+            plaintext,
+            "plaintext, same run",
+        ),
+        Row(
+            "1 worker, SQLite, mutual TLS: worker CPU per event",
+            result.worker_cpu_us,
+            "µs",
+        ),
+    ]
 
 
 def end_to_end_rows(
