@@ -57,6 +57,7 @@ def test_the_table_manager_start_replaced_is_faust_0_15_3s() -> None:
         (AIOKafkaProducer, "create_batch"),
         (AIOKafkaProducer, "send_batch"),
         (TableManager, "_update_channels"),  # recovery.SeekThenResumeTableManager.on_start
+        (Recovery, "_is_changelog_tp"),  # recovery.ExactEndRecovery.seek_uncommitted
     ],
 )
 def test_the_methods_the_patches_call_exist(owner: type, name: str) -> None:
@@ -69,6 +70,8 @@ def test_the_methods_the_patches_call_exist(owner: type, name: str) -> None:
         (Consumer.__init__, "self._buffered_partitions"),  # consumer.flow_paused
         (Consumer, "self._paused_partitions = set()"),  # consumer.unfetched
         (Consumer.__init__, "self._read_offset"),  # consumer.read_offset
+        # recovery.ExactEndRecovery.seek_uncommitted (None where nothing was committed)
+        (Consumer.__init__, "self._committed_offset = defaultdict(lambda: None)"),
         (AIOKafkaConsumer.__init__, "self._client"),  # request_rejoin
         (AIOKafkaConsumer.__init__, "self._coordinator"),
         (RocksDBStore.__init__, "self._dbs"),  # consumer.rocksdb_databases
