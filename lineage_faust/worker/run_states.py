@@ -64,6 +64,13 @@ APP_HEADER = "lineage.app"  # on every alert message: the deployment (app id) th
 Part = tuple[Any, int, list[RunUpdate]]  # (source message, its partition, its run updates)
 
 
+def alert_partition(alert: Alert, partitions: int) -> int:
+    """The alerts-topic partition of an alert: the one whose owner raised it, so that its
+    notify agent reads it back (a run's alerts: the run's; a dataset's: partition 0, whose
+    owner judges the datasets)."""
+    return 0 if alert.dataset_name else run_partition(alert.run_id, partitions)
+
+
 def may_alert(state: RunState) -> bool:
     """A run whose state could (again) raise an alert."""
     return state.state in ("FAIL", "ABORT") or (
@@ -270,7 +277,7 @@ class RunStates:
             {
                 "key": a.run_id.encode(),
                 "value": orjson.dumps(alert),
-                "partition": run_partition(a.run_id, w.settings.partitions),
+                "partition": alert_partition(a, w.settings.partitions),
                 "headers": app,
             }
             for a, alert in zip(pending, alerts, strict=True)
