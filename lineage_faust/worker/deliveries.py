@@ -42,8 +42,7 @@ FINISHED_KEPT = 10_000  # finished pages remembered per webhook, to skip one off
 # elsewhere (its partition moved in a rebalance): a stopping worker does not wait for it
 UNCLAIMED_FOR_S = 30.0
 
-# what became of a page at one webhook
-SENT, REFUSED_FOR_GOOD, EXPIRED = "delivered", "refused", "expired"
+EXPIRED = "expired"  # what became of a page besides DELIVERED and REFUSED
 
 
 def raised_at(alert: Mapping[str, Any]) -> float:
@@ -173,10 +172,10 @@ class WebhookQueue:
             if self.metrics is not None:
                 waited = time.monotonic() - entry.queued_at
                 self.metrics.webhook_latency.labels(str(self.number)).observe(waited)
-            self._finish(entry, SENT)
+            self._finish(entry, DELIVERED)
         elif outcome == REFUSED:
             log.error("webhook %d refused page %s for good", self.number, entry.alert_id)
-            self._finish(entry, REFUSED_FOR_GOOD)
+            self._finish(entry, REFUSED)
         else:
             log.warning(
                 "webhook %d: page %s not delivered (%s), try %d; again in %.1f s",

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-DELIVERED = "ok"
+# how a request ended (else: why it may go better later); also the outcomes counted
+DELIVERED = "delivered"
 REFUSED = "refused"  # for good: retrying cannot help
 
 

@@ -23,6 +23,7 @@ from lineage_faust.settings import parse_settings
 from lineage_faust.store import open_store
 from lineage_faust.worker.run_states import APP_HEADER, Changes, RunStates, alert_partition
 from lineage_faust.worker.state import WorkerState
+from tests.contract.test_store_contract import make_alert
 from tests.support.dbt_stream import dbt_stream
 from tests.support.helpers import SAMPLES
 from tests.support.runs_data import run_status
@@ -268,26 +269,13 @@ def test_a_dataset_alert_goes_to_the_partition_of_the_worker_that_judges_dataset
     """Stale and fresh alerts are raised by partition 0's owner, whatever the run that last
     wrote the dataset: published there, its notify agent reads them back (no second page
     from the worker that owns the writer run's partition)."""
-    from lineage_faust.domain.alerting import Alert
-
     at = datetime(2026, 11, 1, tzinfo=UTC)
     runs = [f"run-{i}" for i in range(40)]
-    owners = {run_partition(r, PARTITIONS) for r in runs}
-    assert owners != {0}
+    assert {run_partition(r, PARTITIONS) for r in runs} != {0}
     for run_id in runs:
-        common = {"kind": "stale", "severity": "warning", "paged": True, "run_id": run_id}
-        stale = Alert(
-            alert_id=f"a-{run_id}",
-            namespace="ns",
-            job="load",
-            state="COMPLETE",
-            raised_at=at,
-            dataset_namespace="pg://db",
-            dataset_name="shop.orders",
-            **common,
-        )
-        failed = dataclasses.replace(
-            stale, kind="failed", dataset_namespace=None, dataset_name=None
+        failed = make_alert(run_id, "failed", "critical", at)
+        stale = dataclasses.replace(
+            failed, kind="stale", dataset_namespace="pg://db", dataset_name="shop.orders"
         )
         assert alert_partition(stale, PARTITIONS) == 0
         assert alert_partition(failed, PARTITIONS) == run_partition(run_id, PARTITIONS)
