@@ -13,9 +13,17 @@ import orjson
 
 
 class Receiver:
-    def __init__(self, failures_per_alert: int = 0, answer_after_s: float = 0.0) -> None:
-        """``answer_after_s``: how long it takes to answer each request (a slow receiver)."""
+    def __init__(
+        self,
+        failures_per_alert: int = 0,
+        answer_after_s: float = 0.0,
+        failures_for: dict[str, int] | None = None,
+    ) -> None:
+        """``answer_after_s``: how long it takes to answer each request (a slow receiver);
+        ``failures_for``: 5xx answers before taking a page, by alert id (else
+        ``failures_per_alert``)."""
         self.failures = failures_per_alert
+        self.failures_for = failures_for or {}
         self.answer_after_s = answer_after_s
         self.tries: Counter[str] = Counter()
         self.accepted: list[dict] = []
@@ -30,7 +38,8 @@ class Receiver:
                 alert_id = self.headers["X-Lineage-Alert-Id"]
                 with receiver.lock:
                     receiver.tries[alert_id] += 1
-                    ok = receiver.tries[alert_id] > receiver.failures
+                    failures = receiver.failures_for.get(alert_id, receiver.failures)
+                    ok = receiver.tries[alert_id] > failures
                     if ok:
                         receiver.accepted.append(body)
                         receiver.arrived.setdefault(body.get("runId", ""), at)

@@ -13,7 +13,8 @@ Kinds:
 * ``overdue`` — a running run has run longer than ``factor`` x its job's typical duration;
 * ``recovered`` — a run that was stuck or overdue completed after all;
 * ``stale`` — a dataset with a freshness expectation was not written successfully in time
-  (``domain/freshness.py``); ``fresh`` — it was written again.
+  (``domain/freshness.py``); ``fresh`` — it was written again;
+* ``resolved`` — an incident was resolved (``domain/incidents.py``): its resolve message.
 
 Incidents (``LINEAGE_ALERT_GROUPING=incident``, the default): every alert carries an
 ``incidentId``. The final failures of one run tree (a DAG run and its tasks, a dbt job, its
@@ -63,6 +64,7 @@ class Kind(StrEnum):
     RECOVERED = "recovered"
     STALE = "stale"
     FRESH = "fresh"
+    RESOLVED = "resolved"  # an incident resolved (by itself or by hand): its resolve message
 
 
 SEVERITY = {
@@ -73,6 +75,7 @@ SEVERITY = {
     Kind.RECOVERED: "info",
     Kind.STALE: "warning",
     Kind.FRESH: "info",
+    Kind.RESOLVED: "info",
 }
 SEVERITIES = ("info", "warning", "critical")
 
@@ -94,6 +97,9 @@ class AlertRules:
     defaults: Limits = Limits()
     # "namespace" or "namespace/job" -> limits; the job's entry wins over its namespace's
     overrides: Mapping[str, Limits] = field(default_factory=dict)
+    # a failure this soon after its job's incident resolved reopens it (flapping) instead of
+    # opening another
+    quiet_s: float = 900.0
 
     def limits(self, namespace: str, job: str) -> Limits:
         return (

@@ -17,10 +17,13 @@ from lineage_faust.domain.alerting import AlertRules
 from lineage_faust.domain.freshness import Expectation
 from lineage_faust.settings.alerts import (
     Delivery,
+    Webhook,
     parse_alert_rules,
     parse_dataset_expectations,
     parse_delivery,
+    parse_webhook_format,
     parse_webhooks,
+    webhook_of,
 )
 from lineage_faust.settings.api import ApiAuth, is_loopback, parse_api_auth, refuse_open_bind
 from lineage_faust.settings.cassandra import CassandraOptions, parse_cassandra
@@ -119,9 +122,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             "or cassandra://host1,host2:9042/keyspace"
         )
     rules = parse_alert_rules(env)
-    webhook_format = (env.get("LINEAGE_WEBHOOK_FORMAT") or "json").strip().lower()
-    if webhook_format not in ("json", "slack"):
-        raise ConfigError(f"LINEAGE_WEBHOOK_FORMAT={webhook_format!r}: json or slack")
+    webhook_format = parse_webhook_format(env)
     api_host = env.get("LINEAGE_API_HOST") or "127.0.0.1"
     api_port = _int(env, "LINEAGE_API_PORT", 8000, minimum=0)
     run_retention_s = _float(env, "LINEAGE_RUN_RETENTION", 300.0)
@@ -154,7 +155,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         alerts_topic=env.get("LINEAGE_ALERTS_TOPIC") or f"{app_id}-alerts",
         live_topic=env.get("LINEAGE_LIVE_TOPIC") or f"{topic}.live",
         alert_rules=rules,
-        webhooks=parse_webhooks(env),
+        webhooks=parse_webhooks(env, webhook_format),
         webhook_format=webhook_format,
         delivery=parse_delivery(env),
         public_url=(env.get("LINEAGE_PUBLIC_URL") or f"http://{api_host}:{api_port}").rstrip("/"),
@@ -185,6 +186,7 @@ __all__ = [
     "Delivery",
     "KafkaSecurity",
     "Settings",
+    "Webhook",
     "is_loopback",
     "parse_alert_rules",
     "parse_api_auth",
@@ -194,4 +196,5 @@ __all__ = [
     "redact_url",
     "refuse_open_bind",
     "settings",
+    "webhook_of",
 ]

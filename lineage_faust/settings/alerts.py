@@ -4,10 +4,10 @@ freshness expectations, the webhooks."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -67,7 +67,15 @@ def parse_alert_rules(env: Mapping[str, str]) -> AlertRules:
         grouping=_choice(env, "LINEAGE_ALERT_GROUPING", "incident", Grouping),
         defaults=defaults,
         overrides=overrides,
+        quiet_s=_quiet_s(env),
     )
+
+
+def _quiet_s(env: Mapping[str, str]) -> float:
+    """``LINEAGE_INCIDENT_QUIET``: unset, 15 minutes; ``0``/``none``: never reopen."""
+    if not (env.get("LINEAGE_INCIDENT_QUIET") or "").strip():
+        return 900.0
+    return float(_duration(env, "LINEAGE_INCIDENT_QUIET") or 0)
 
 
 def parse_dataset_expectations(env: Mapping[str, str]) -> tuple[Expectation, ...]:
@@ -79,16 +87,60 @@ def parse_dataset_expectations(env: Mapping[str, str]) -> tuple[Expectation, ...
         raise ConfigError(f"LINEAGE_DATASET_EXPECTATIONS: {exc}") from None
 
 
-def parse_webhooks(env: Mapping[str, str]) -> tuple[str, ...]:
+WEBHOOK_FORMATS = ("json", "slack", "pagerduty")
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """One webhook: where to POST, in which format (an entry ``slack+https://...`` names its
+    own; else ``LINEAGE_WEBHOOK_FORMAT``), and PagerDuty's routing key (the URL's
+    ``routing_key`` parameter, sent in the body, not in the URL). Never printed: the URL or
+    key may be a secret."""
+
+    url: str = field(repr=False)
+    format: str
+    routing_key: str | None = field(default=None, repr=False)
+
+
+def webhook_of(entry: str, number: int, default_format: str) -> Webhook:
+    """The webhook an entry of ``LINEAGE_WEBHOOKS`` names (its position: ``number``)."""
+    fmt, url = default_format, entry.strip()
+    head, plus, rest = url.partition("+")
+    if plus and head.lower() in WEBHOOK_FORMATS:
+        fmt, url = head.lower(), rest
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        # the URL may carry a secret (Slack's do): name only its position
+        raise ConfigError(
+            f"LINEAGE_WEBHOOKS: entry {number} is not an http(s) URL "
+            f"(optionally prefixed with a format: {', '.join(f + '+' for f in WEBHOOK_FORMATS)})"
+        )
+    if fmt != "pagerduty":
+        return Webhook(url, fmt)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    keys = [value for name, value in query if name == "routing_key" and value]
+    if not keys:
+        raise ConfigError(
+            f"LINEAGE_WEBHOOKS: entry {number} (pagerduty) needs the integration's routing key, "
+            "as https://events.pagerduty.com/v2/enqueue?routing_key=<key>"
+        )
+    rest_query = urlencode([(n, v) for n, v in query if n != "routing_key"])
+    return Webhook(urlunsplit(parts._replace(query=rest_query)), fmt, keys[0])
+
+
+def parse_webhooks(env: Mapping[str, str], default_format: str) -> tuple[str, ...]:
+    """The entries of ``LINEAGE_WEBHOOKS`` (each checked: ``webhook_of``)."""
     urls = _entries(env, "LINEAGE_WEBHOOKS")
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            # the URL may carry a secret (Slack's do): name only its position
-            raise ConfigError(
-                f"LINEAGE_WEBHOOKS: entry {urls.index(url) + 1} is not an http(s) URL"
-            )
+    for number, url in enumerate(urls, 1):
+        webhook_of(url, number, default_format)
     return tuple(urls)
+
+
+def parse_webhook_format(env: Mapping[str, str]) -> str:
+    fmt = (env.get("LINEAGE_WEBHOOK_FORMAT") or "json").strip().lower()
+    if fmt not in WEBHOOK_FORMATS:
+        raise ConfigError(f"LINEAGE_WEBHOOK_FORMAT={fmt!r}: one of {', '.join(WEBHOOK_FORMATS)}")
+    return fmt
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from lineage_faust.domain.alerting import Alert
 from lineage_faust.domain.datasets import DatasetIO
 from lineage_faust.domain.freshness import Lapse
+from lineage_faust.domain.incidents import Incident
 from lineage_faust.domain.records import DeadLetter, NonRunEvent, RunStatus, StoredEvent
 from lineage_faust.store.queries import (
     AlertPage,
@@ -22,6 +23,8 @@ from lineage_faust.store.queries import (
     DatasetLink,
     DatasetRunPage,
     EventPage,
+    IncidentPage,
+    IncidentQuery,
     RunPage,
     RunQuery,
 )
@@ -141,6 +144,32 @@ class IncidentLedger(abc.ABC):
         the alert that holds it. Atomic per incident across processes."""
 
 
+class IncidentBook(abc.ABC):
+    """Incidents' lifecycles (``domain.incidents``): the worker opens, joins and resolves them
+    as failures and recoveries arrive; the API acknowledges and resolves them by hand."""
+
+    @abc.abstractmethod
+    async def get_incidents(self, incident_ids: Sequence[str]) -> dict[str, Incident]:
+        """The incidents kept under these ids (each with the ``version`` it was read at)."""
+
+    @abc.abstractmethod
+    async def incidents_of_subjects(self, subjects: Sequence[str]) -> dict[str, str]:
+        """Per subject (``job:ns/name``, ``dataset:ns/name``), the incident last saved with it."""
+
+    @abc.abstractmethod
+    async def save_incident(self, incident: Incident) -> bool:
+        """Write ``incident`` if the kept one is still at ``incident.version`` (0: none kept);
+        then its version is one more, its subjects point at it, and this returns True. False:
+        someone changed it meanwhile (read it again, apply the change again). Atomic across
+        processes (SQLite: a transaction; Cassandra: a lightweight transaction)."""
+
+    @abc.abstractmethod
+    async def list_incidents(
+        self, query: IncidentQuery, limit: int, cursor: str | None = None
+    ) -> IncidentPage:
+        """Incidents newest first by when they opened, paged by an opaque cursor."""
+
+
 class DatasetFreshness(abc.ABC):
     """What the freshness sweep reads and keeps: the datasets written, the open lapses."""
 
@@ -236,6 +265,7 @@ class Store(
     RunStatuses,
     AlertOutbox,
     IncidentLedger,
+    IncidentBook,
     DatasetFreshness,
     Queries,
 ):

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from lineage_faust.domain.alerting import SEVERITIES, Alert
 from lineage_faust.domain.datasets import DatasetIO
+from lineage_faust.domain.incidents import Incident
 from lineage_faust.domain.records import RunStatus, StoredEvent, run_time, state_time
 
 
@@ -106,3 +107,39 @@ class AlertQuery:
         """What a cursor is bound to: a cursor of another query is refused."""
         since = self.since.isoformat() if self.since else ""
         return f"alerts|{since}|{self.min_severity or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    state: str | None = None  # open, acknowledged or resolved; None: every state
+    since: datetime | None = None  # opened at or after
+    namespace: str | None = None  # the page's job (or dataset) namespace
+    job: str | None = None  # the page's job (or dataset) name, or any subject's job name
+
+    def scope(self) -> str:
+        """What a cursor is bound to: a cursor of another query is refused."""
+        since = self.since.isoformat() if self.since else ""
+        return f"incidents|{self.state or ''}|{since}|{self.namespace or ''}|{self.job or ''}"
+
+    def matches(self, incident: Incident) -> bool:
+        if self.state is not None and incident.state != self.state:
+            return False
+        if self.since is not None and incident.opened_at < self.since:
+            return False
+        if self.namespace is None and self.job is None:
+            return True
+        subjects = [("", incident.namespace, incident.name)] + [
+            (kind, *rest.split("/", 1))
+            for kind, rest in (s.split(":", 1) for s in incident.subjects)
+        ]
+        return any(
+            (self.namespace is None or ns == self.namespace)
+            and (self.job is None or name == self.job)
+            for _, ns, name in subjects
+        )
+
+
+@dataclass(slots=True)
+class IncidentPage:
+    incidents: list[Incident]
+    next_cursor: str | None

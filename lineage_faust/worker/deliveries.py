@@ -7,6 +7,9 @@ it for good (a 4xx other than 408/409/425/429), or the page is older than ``max_
 (expired: logged and counted, never sent: a page about a failure long past pages nobody
 usefully).
 
+Messages of one incident keep their order at each webhook: a resolve is sent once its
+trigger is done (delivered, refused or expired), whatever retries the trigger needed.
+
 Two callers offer pages. The worker that raised a page offers it at once (``page_now``: no
 broker hop between the failure and the page, nothing waits for it; a full queue is skipped).
 The notify agent offers every page of its deployment it reads on the alerts topic
@@ -30,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from lineage_faust.settings import Delivery
+from lineage_faust.settings import Delivery, Webhook, webhook_of
 from lineage_faust.worker.webhooks import DELIVERED, REFUSED, post, request
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ class Pending:
     headers: dict[str, str]
     raised_at: float  # epoch seconds
     done: asyncio.Future[str]
+    incident_id: str | None = None
+    after: asyncio.Future[str] | None = None  # the incident's message before it, if unfinished
     queued_at: float = field(default_factory=time.monotonic)
     attempts: int = 0
     delay_s: float = FIRST_BACKOFF_S
@@ -68,18 +73,19 @@ class WebhookQueue:
     def __init__(
         self,
         number: int,
-        url: str,
-        fmt: str,
+        webhook: Webhook,
         options: Delivery,
         metrics: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.number = number  # its position in LINEAGE_WEBHOOKS: the URL may hold a secret
-        self.url, self.fmt, self.options = url, fmt, options
+        self.webhook, self.url, self.options = webhook, webhook.url, options
         self.metrics, self.clock = metrics, clock
         self.pending: dict[str, Pending] = {}  # by alert id, oldest first
         self.posting = 0  # requests in flight now
         self.finished: collections.OrderedDict[str, str] = collections.OrderedDict()
+        # per incident, its latest unfinished message: a resolve waits for its trigger
+        self.last_of_incident: dict[str, Pending] = {}
         self.on_finish: Callable[[], None] = lambda: None
         self._ready: asyncio.Queue[Pending] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -112,8 +118,14 @@ class WebhookQueue:
             return _resolved(loop, EXPIRED)
         if not self.has_room():
             return None
-        body, headers = request(alert, self.fmt)
-        entry = Pending(alert_id, body, headers, at, loop.create_future())
+        body, headers = request(alert, self.webhook)
+        incident = alert.get("incidentId")
+        entry = Pending(alert_id, body, headers, at, loop.create_future(), incident)
+        if incident:
+            before = self.last_of_incident.get(incident)
+            if before is not None and not before.done.done():
+                entry.after = before.done
+            self.last_of_incident[incident] = entry
         self.pending[alert_id] = entry
         self._start()
         assert self._ready is not None
@@ -150,6 +162,10 @@ class WebhookQueue:
         assert self._ready is not None and self._client is not None
         while True:
             entry = await self._ready.get()
+            if entry.after is not None and not entry.after.done():
+                # the incident's earlier message first (a resolve after its trigger)
+                entry.after.add_done_callback(lambda _, e=entry: self._ready.put_nowait(e))
+                continue
             try:
                 await self._attempt(entry)
             except Exception:  # a bug here must not stop this webhook's deliveries
@@ -209,6 +225,8 @@ class WebhookQueue:
 
     def _finish(self, entry: Pending, outcome: str) -> None:
         del self.pending[entry.alert_id]
+        if entry.incident_id and self.last_of_incident.get(entry.incident_id) is entry:
+            del self.last_of_incident[entry.incident_id]
         self._finish_early(entry.alert_id, outcome)
         if not entry.done.done():
             entry.done.set_result(outcome)
@@ -243,7 +261,7 @@ class Deliveries:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queues = [
-            WebhookQueue(number, url, fmt, options, metrics, clock)
+            WebhookQueue(number, webhook_of(url, number, fmt), options, metrics, clock)
             for number, url in enumerate(urls, 1)
         ]
         self._room: asyncio.Event | None = None

@@ -6,10 +6,12 @@ store's incident ledger (the first alert to claim an incident pages for it)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import partial
 
 from lineage_faust.domain import alerting
 from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.incidents import Placement, job_subject, place_failure
 from lineage_faust.domain.records import RunStatus
 from lineage_faust.domain.runstate import RunState
 from lineage_faust.worker.state import WorkerState
@@ -81,15 +83,43 @@ class Incidents:
         known: Known = {run_id: s for run_id, s in states.items() if s is not None}
         runs = [states[a.run_id] for a in new]
         roots = await self.roots([r for r in runs if r is not None], known)
-        incident = {a.alert_id: alerting.incident_of_tree(roots[a.run_id]) for a in new}
+        tree = {a.alert_id: alerting.incident_of_tree(roots[a.run_id]) for a in new}
+        placed = await self.place(new, tree)
         # within one group, the failure that ended first is the cause: it claims first (a
         # group's runs come in partition order, not in time order)
         first = sorted(new, key=lambda a: (a.ended_at or a.raised_at, a.alert_id))
-        claims = [(incident[a.alert_id], a.alert_id) for a in first if a.paged]
-        pagers = await w.retrying("claim incidents", partial(w.store.claim_incidents, claims))
-        return [
-            alerting.in_incident(a, incident[a.alert_id], pagers.get(incident[a.alert_id]))
-            if a.alert_id in incident
-            else a
-            for a in alerts
+        claims = [
+            (claim, a.alert_id) for a in first if a.paged and (claim := placed[a.alert_id].claim)
         ]
+        pagers = await w.retrying("claim incidents", partial(w.store.claim_incidents, claims))
+
+        def placed_in(alert: Alert) -> Alert:
+            place = placed[alert.alert_id]
+            pager = place.joins_page or (pagers.get(place.claim) if place.claim else None)
+            return alerting.in_incident(alert, place.incident_id, pager)
+
+        return [placed_in(a) if a.alert_id in placed else a for a in alerts]
+
+    async def place(self, new: list[Alert], tree: dict[str, str]) -> dict[str, Placement]:
+        """Each new failure's incident (``domain.incidents.place_failure``): the incidents
+        kept for its tree and its job, read once for the group."""
+        w = self.state
+        subjects = {a.alert_id: job_subject(a.namespace, a.job) for a in new}
+        latest = await w.retrying(
+            "read incidents of jobs",
+            partial(w.store.incidents_of_subjects, list(set(subjects.values()))),
+        )
+        wanted = list({*tree.values(), *latest.values()})
+        kept = await w.retrying("read incidents", partial(w.store.get_incidents, wanted))
+        quiet_s, now = w.settings.alert_rules.quiet_s, datetime.now(UTC)
+        return {
+            a.alert_id: place_failure(
+                a,
+                tree[a.alert_id],
+                kept.get(tree[a.alert_id]),
+                kept.get(latest.get(subjects[a.alert_id], "")),
+                quiet_s,
+                now,
+            )
+            for a in new
+        }

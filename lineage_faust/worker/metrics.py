@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0)
+# time to detect spans seconds (a page) to hours (a stale dataset); to resolve, minutes to days
+INCIDENT_BUCKETS = (1, 5, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400)
 PAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -100,6 +102,20 @@ class WorkerMetrics:
             "A page's time from its webhook's queue to the receiver's 2xx, by webhook",
             ("webhook",),
             buckets=PAGE_BUCKETS,
+            registry=r,
+        )
+        self.incident_times = Histogram(
+            "lineage_worker_incident_seconds",
+            "Per incident, from the failure (its run's end) to the page (stage detect) and to "
+            "its resolution by itself (stage resolve); by hand: the API's metric",
+            ("stage",),
+            buckets=INCIDENT_BUCKETS,
+            registry=r,
+        )
+        self.incident_changes = Counter(
+            "lineage_worker_incident_changes",
+            "Incidents opened, joined, reopened and resolved by the worker",
+            ("change",),
             registry=r,
         )
         self.foreign_alerts = Counter(

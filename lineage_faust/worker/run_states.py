@@ -24,7 +24,9 @@ import orjson
 from lineage_faust.domain import alerting
 from lineage_faust.domain.alerting import Alert
 from lineage_faust.domain.identity import run_partition
+from lineage_faust.domain.incidents import job_subject
 from lineage_faust.domain.live import live_change, live_messages
+from lineage_faust.domain.model import ticks_to_datetime
 from lineage_faust.domain.records import RunStatus, state_from_status, status_from_state
 from lineage_faust.domain.runstate import (
     MAX_SEEN,
@@ -37,6 +39,7 @@ from lineage_faust.domain.runstate import (
 from lineage_faust.store.queries import RunQuery
 from lineage_faust.worker.freshness import DatasetWatch
 from lineage_faust.worker.incidents import Incidents
+from lineage_faust.worker.lifecycle import Completion, Lifecycle
 from lineage_faust.worker.state import WorkerState
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,10 @@ def alert_partition(alert: Alert, partitions: int) -> int:
     notify agent reads it back (a run's alerts: the run's; a dataset's: partition 0, whose
     owner judges the datasets)."""
     return 0 if alert.dataset_name else run_partition(alert.run_id, partitions)
+
+
+def notices_of(alerts: list[Alert], public_url: str = "") -> list[dict]:
+    return [a.to_dict(public_url) for a in alerts]
 
 
 def may_alert(state: RunState) -> bool:
@@ -104,6 +111,7 @@ class RunStates:
         # (namespace, job) -> (cached until, typical duration in ms or None: too few samples)
         self.typical: dict[tuple[str, str], tuple[float, int | None]] = {}
         self.incidents = Incidents(state)
+        self.lifecycle = Lifecycle(state)
         self.datasets = DatasetWatch(state, lambda pending: self.publish_in_turn([], {}, pending))
         self._publishing: asyncio.Future | None = None  # the latest group's publishing
 
@@ -198,7 +206,18 @@ class RunStates:
                     writes[partition].append((run_id.encode(), orjson.dumps(state)))
                     self.note_change(partition, state, before[run_id], in_table)
         await self.table.write(writes)
-        return self.publish_in_turn(moved, before, pending, folded_from=now)
+        # every run of the group that succeeded, moved now or not (a redelivery after a crash
+        # must still resolve what it recovers): resolves the incidents its job is failing in
+        completions = [
+            (job_subject(s.namespace, s.job), end)
+            for s in states.values()
+            if s is not None
+            and s.state == "COMPLETE"
+            and (end := ticks_to_datetime(s.end_ticks)) is not None
+        ]
+        return self.publish_in_turn(
+            moved, before, pending, folded_from=now, completions=completions
+        )
 
     def publish_in_turn(
         self,
@@ -206,6 +225,7 @@ class RunStates:
         before: Mapping[str, str | None],
         pending: list[Alert],
         folded_from: float | None = None,
+        completions: Sequence[Completion] = (),
     ) -> asyncio.Future:
         """``publish`` once every earlier publishing is done (the alerts and live topics keep
         the order of the groups). Measured at 1,000 events/s: publishing waits p50 18 ms for
@@ -224,10 +244,30 @@ class RunStates:
         async def in_turn() -> None:
             if previous is not None:  # done, however it ended (its awaiter sees its error)
                 await asyncio.wait([previous])
-            await self.publish(moved, before, pending, alerts)
+            notices = await self.resolve_incidents(pending, completions)
+            public = self.state.settings.public_url
+            await self.publish(
+                moved, before, pending + notices, alerts + notices_of(notices, public)
+            )
 
         self._publishing = asyncio.ensure_future(in_turn())
         return self._publishing
+
+    async def resolve_incidents(
+        self, pending: list[Alert], completions: Sequence[Completion]
+    ) -> list[Alert]:
+        """Open and join incidents for the new alerts, resolve those whose jobs and datasets
+        recovered: their resolve messages, recorded in the outbox and offered to the webhooks
+        (in turn: an incident's page was offered before)."""
+        w = self.state
+        notices = await self.lifecycle.apply(pending, completions)
+        if not notices:
+            return []
+        recorded = await w.record_alerts(notices)
+        if self.page is not None:
+            for alert in notices_of(recorded, w.settings.public_url):
+                self.offer_page(alert, None)
+        return recorded
 
     def offer_page(self, alert: dict, folded_from: float | None) -> None:
         assert self.page is not None

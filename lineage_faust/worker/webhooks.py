@@ -1,9 +1,11 @@
 """What a page looks like at a webhook, and how one request to it ends.
 
-A JSON POST per paged alert: the alert itself (``json``) or a Slack incoming-webhook message
-(``slack``). Each request carries ``X-Lineage-Alert-Id`` (the deterministic alert id) so a
-receiver can drop the rare duplicate a crash between its answer and our offset commit can
-cause. Queues, retries and concurrency are ``deliveries.py``'s.
+A JSON POST per paged alert and per resolved incident: the alert itself with its ``status``
+(``json``: ``triggered`` or ``resolved``), a Slack incoming-webhook message (``slack``), or a
+PagerDuty Events API v2 event (``pagerduty``: ``trigger``, then ``resolve`` with the same
+``dedup_key``, the incident's id). Each request carries ``X-Lineage-Alert-Id`` (the
+deterministic alert id) so a receiver can drop the rare duplicate a crash between its answer
+and our offset commit can cause. Queues, retries and concurrency are ``deliveries.py``'s.
 """
 
 from __future__ import annotations
@@ -13,17 +15,34 @@ from typing import Any
 
 import httpx
 
+from lineage_faust.settings import Webhook
+
 # how a request ended (else: why it may go better later); also the outcomes counted
 DELIVERED = "delivered"
 REFUSED = "refused"  # for good: retrying cannot help
 
 
+def is_resolution(alert: Mapping[str, Any]) -> bool:
+    return alert["kind"] == "resolved"
+
+
+def subject(alert: Mapping[str, Any]) -> str:
+    if alert.get("datasetName"):
+        return f"{alert['datasetNamespace']}/{alert['datasetName']}"
+    return f"{alert['namespace']}/{alert['job']}"
+
+
 def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     """A Slack-compatible message (incoming webhooks: ``text`` plus mrkdwn blocks)."""
+    if is_resolution(alert):
+        title = f":white_check_mark: resolved: {subject(alert)}"
+        lines = [f"*{title}*", alert["detail"]]
+        if alert.get("incidentUrl"):
+            lines.append(f"<{alert['incidentUrl']}|the incident>")
+        return _slack(title, lines)
     icon = {"critical": ":red_circle:", "warning": ":warning:"}.get(alert["severity"], ":bell:")
-    title = f"{icon} {alert['kind'].replace('_', ' ')}: {alert['namespace']}/{alert['job']}"
+    title = f"{icon} {alert['kind'].replace('_', ' ')}: {subject(alert)}"
     if alert.get("datasetName"):
-        title = f"{icon} {alert['kind']}: {alert['datasetNamespace']}/{alert['datasetName']}"
         lines = [f"*{title}*", alert["detail"]]
     else:
         lines = [f"*{title}*", f"run `{alert['runId']}` is {alert['state']}. {alert['detail']}"]
@@ -35,6 +54,10 @@ def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     if alert.get("incidentUrl"):
         links.append(f"<{alert['incidentUrl']}|the incident> (what follows joins it, unpaged)")
     lines.append(" · ".join(links))
+    return _slack(title, lines)
+
+
+def _slack(title: str, lines: list[str]) -> dict[str, Any]:
     text = "\n".join(lines)
     return {
         "text": title,
@@ -42,9 +65,65 @@ def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def request(alert: Mapping[str, Any], fmt: str) -> tuple[Any, dict[str, str]]:
-    """The JSON body and headers of a page in format ``fmt``."""
-    body = slack_payload(alert) if fmt == "slack" else dict(alert)
+PAGERDUTY_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
+
+
+def pagerduty_payload(alert: Mapping[str, Any], routing_key: str) -> dict[str, Any]:
+    """A PagerDuty Events API v2 event: the incident is the alert (``dedup_key``)."""
+    event: dict[str, Any] = {
+        "routing_key": routing_key,
+        "dedup_key": alert["incidentId"],
+        "event_action": "resolve" if is_resolution(alert) else "trigger",
+    }
+    if is_resolution(alert):
+        return event
+    details = {
+        key: alert.get(key)
+        for key in (
+            "kind",
+            "state",
+            "detail",
+            "runId",
+            "rootRunId",
+            "tryNumber",
+            "errorMessage",
+            "stackTrace",
+            "startedAt",
+            "endedAt",
+            "datasetNamespace",
+            "datasetName",
+        )
+        if alert.get(key) is not None
+    }
+    if not alert.get("datasetName"):
+        details["failedTasks"] = [{"job": subject(alert), "runId": alert["runId"]}]
+    event["payload"] = {
+        "summary": f"{alert['kind'].replace('_', ' ')}: {subject(alert)}: {alert['detail']}"[:1024],
+        "source": subject(alert),
+        "severity": PAGERDUTY_SEVERITY.get(alert["severity"], "error"),
+        "timestamp": alert["raisedAt"],
+        "component": alert.get("datasetName") or alert["job"],
+        "group": alert.get("datasetNamespace") or alert["namespace"],
+        "class": alert["kind"],
+        "custom_details": details,
+    }
+    links = [("runUrl", "the run"), ("incidentUrl", "the incident on the board")]
+    event["links"] = [{"href": alert[k], "text": t} for k, t in links if alert.get(k)]
+    event["client"] = "lineage-faust"
+    if alert.get("incidentUrl"):
+        event["client_url"] = alert["incidentUrl"]
+    return event
+
+
+def request(alert: Mapping[str, Any], webhook: Webhook) -> tuple[Any, dict[str, str]]:
+    """The JSON body and headers of a page (or a resolution) for ``webhook``."""
+    if webhook.format == "slack":
+        body: Any = slack_payload(alert)
+    elif webhook.format == "pagerduty":
+        assert webhook.routing_key is not None
+        body = pagerduty_payload(alert, webhook.routing_key)
+    else:
+        body = {**alert, "status": "resolved" if is_resolution(alert) else "triggered"}
     return body, {"X-Lineage-Alert-Id": alert["alertId"]}
 
 

@@ -18,6 +18,7 @@ import orjson
 import pytest
 import zstandard
 
+from lineage_faust.domain import incidents as lifecycle
 from lineage_faust.domain.alerting import Alert, alert_id
 from lineage_faust.domain.datasets import DatasetIO
 from lineage_faust.domain.freshness import Lapse, LastWrite
@@ -33,7 +34,7 @@ from lineage_faust.store import (
     StoredEvent,
     open_store,
 )
-from lineage_faust.store.queries import AlertQuery
+from lineage_faust.store.queries import AlertQuery, IncidentQuery
 from lineage_faust.store.sqlite.codecs import READERS
 from lineage_faust.store.sqlite.store import SQLiteStore
 from tests.support.cassandra import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
@@ -759,3 +760,84 @@ async def test_a_version_5_sqlite_store_gains_tries_and_incidents_in_place(tmp_p
         assert (await store.get_run_status("old-run")).retried
     finally:
         await store.close()
+
+
+# ---- incidents' lifecycles ------------------------------------------------------------------
+def failure(run_id: str, job: str, at: datetime, namespace: str = "etl") -> Alert:
+    alert = dataclasses.replace(make_alert(run_id, "failed", "critical", at), job=job)
+    return dataclasses.replace(alert, namespace=namespace, ended_at=at)
+
+
+async def test_an_incident_is_written_only_over_the_version_read(store: Store) -> None:
+    page = failure("run-l1", "load", BASE)
+    incident = lifecycle.open_incident(page, "inc-l")
+    assert await store.get_incidents(["inc-l"]) == {}
+    assert await store.save_incident(incident) and incident.version == 1
+    stale = lifecycle.Incident.from_dict(incident.to_dict())  # a reader of version 1
+    stale.version = 1
+    assert await store.incidents_of_subjects(["job:etl/load", "job:etl/x"]) == {
+        "job:etl/load": "inc-l"
+    }
+
+    lifecycle.acknowledge(incident, "ana", BASE + timedelta(minutes=1), "looking")
+    assert await store.save_incident(incident) and incident.version == 2
+    lifecycle.resolve(stale, "bo", BASE + timedelta(minutes=2))
+    assert not await store.save_incident(stale)  # read version 1: lost the race
+    assert stale.version == 1
+    kept = (await store.get_incidents(["inc-l"]))["inc-l"]
+    assert kept.state == "acknowledged" and kept.acknowledged_by == "ana" and kept.version == 2
+    assert kept.to_dict() == incident.to_dict()
+    # a new incident over one kept: refused too
+    assert not await store.save_incident(lifecycle.open_incident(page, "inc-l"))
+
+
+async def test_racing_writers_apply_their_changes_one_after_the_other(store: Store) -> None:
+    incident = lifecycle.open_incident(failure("run-r0", "job-0", BASE), "inc-race")
+    assert await store.save_incident(incident)
+
+    async def join(n: int) -> None:
+        alert = failure(f"run-r{n}", f"job-{n}", BASE + timedelta(seconds=n))
+        while True:  # what the worker and the API do: read, change, write over what was read
+            current = (await store.get_incidents(["inc-race"]))["inc-race"]
+            if await store.save_incident(lifecycle.join(current, alert)):
+                return
+
+    await asyncio.gather(*(join(n) for n in range(1, 9)))
+    kept = (await store.get_incidents(["inc-race"]))["inc-race"]
+    assert sorted(kept.pending) == sorted(f"job:etl/job-{n}" for n in range(9))
+    assert kept.version == 9
+
+
+async def test_incidents_list_newest_first_by_state_and_job(store: Store) -> None:
+    saved = []
+    for n in range(12):
+        alert = failure(f"run-s{n}", f"job-{n % 3}", BASE + timedelta(hours=n))
+        incident = lifecycle.open_incident(alert, f"inc-{n:02d}")
+        if n % 4 == 0:
+            lifecycle.resolve(incident, "ana", BASE + timedelta(hours=n, minutes=5))
+        assert await store.save_incident(incident)
+        saved.append(incident)
+
+    async def walk(query: IncidentQuery, limit: int) -> list[str]:
+        found, cursor = [], None
+        while True:
+            page = await store.list_incidents(query, limit, cursor)
+            assert len(page.incidents) <= limit
+            found += [i.incident_id for i in page.incidents]
+            if (cursor := page.next_cursor) is None:
+                return found
+
+    newest_first = [i.incident_id for i in reversed(saved)]
+    for limit in (1, 5, 100):
+        assert await walk(IncidentQuery(), limit) == newest_first
+        resolved = await walk(IncidentQuery(state="resolved"), limit)
+        assert resolved == ["inc-08", "inc-04", "inc-00"]
+        assert await walk(IncidentQuery(job="job-1"), limit) == [
+            f"inc-{n:02d}" for n in (10, 7, 4, 1)
+        ]
+    since = BASE + timedelta(hours=9)
+    assert await walk(IncidentQuery(since=since, state="open"), 2) == ["inc-11", "inc-10", "inc-09"]
+    assert await walk(IncidentQuery(namespace="elsewhere"), 5) == []
+    page = await store.list_incidents(IncidentQuery(), 2)
+    with pytest.raises(InvalidCursor):
+        await store.list_incidents(IncidentQuery(state="open"), 2, page.next_cursor)

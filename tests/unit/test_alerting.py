@@ -158,12 +158,20 @@ def test_alert_settings_are_checked_at_start() -> None:
     assert tuned.alerts_topic == "staging-alerts"
     assert tuned.delivery == Delivery(queue=50, concurrency=8, timeout_s=2.5, max_age_s=900.0)
     assert parse_settings({"LINEAGE_PAGE_MAX_AGE": "none"}).delivery.max_age_s == float("inf")
+    assert parse_settings({}).alert_rules.quiet_s == 900
+    assert parse_settings({"LINEAGE_INCIDENT_QUIET": "1h"}).alert_rules.quiet_s == 3600
+    assert parse_settings({"LINEAGE_INCIDENT_QUIET": "0"}).alert_rules.quiet_s == 0
     for env, words in [
         ({"LINEAGE_ALERT_POLICY": "loud"}, "one of every, final, dag"),
         ({"LINEAGE_ALERT_OVERRIDES": "{nope"}, "LINEAGE_ALERT_OVERRIDES"),
         ({"LINEAGE_ALERT_OVERRIDES": '{"ns": {"idle": 1}}'}, "unknown keys"),
         ({"LINEAGE_WEBHOOKS": "ftp://x/secret-token"}, r"entry 1 is not an http\(s\) URL"),
-        ({"LINEAGE_WEBHOOK_FORMAT": "xml"}, "json or slack"),
+        ({"LINEAGE_WEBHOOK_FORMAT": "xml"}, "one of json, slack, pagerduty"),
+        (
+            {"LINEAGE_WEBHOOKS": "https://a/ok,pagerduty+https://pd/v2/enqueue?secret-token=1"},
+            r"entry 2 \(pagerduty\) needs the integration's routing key",
+        ),
+        ({"LINEAGE_INCIDENT_QUIET": "a while"}, "LINEAGE_INCIDENT_QUIET='a while'"),
         ({"LINEAGE_WEBHOOK_QUEUE": "0"}, "LINEAGE_WEBHOOK_QUEUE=0 must be at least 1"),
         ({"LINEAGE_WEBHOOK_CONCURRENCY": "many"}, "LINEAGE_WEBHOOK_CONCURRENCY"),
         ({"LINEAGE_PAGE_MAX_AGE": "soon"}, "LINEAGE_PAGE_MAX_AGE='soon' is not a duration"),

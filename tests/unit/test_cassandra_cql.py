@@ -137,6 +137,7 @@ def _column_part(cql: str) -> str:
     if cql.startswith("INSERT"):
         return cql.split("(", 1)[1].split(")", 1)[0]
     where = re.sub(r" IF (NOT )?EXISTS$", "", cql.split(" WHERE ", 1)[1])
+    where = where.replace(" IF ", " AND ")  # a lightweight transaction's condition: columns
     if cql.startswith("UPDATE"):  # the SET list names columns too
         set_list = cql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
         where += " " + re.sub(r"= (\?|true|false)", " ", set_list).replace(",", " ")

@@ -45,13 +45,18 @@ async def test_a_hung_webhook_delays_only_itself() -> None:
             started = time.monotonic()
             for n in range(40):
                 deliveries.page_now(page(n))
-            await wait_for(lambda: len(healthy.accepted) == 40, 10, "the healthy webhook's pages")
+            hung_queue, healthy_queue = deliveries.queues
+            # taken by the receiver, and its answers read (it records a page before answering)
+            await wait_for(
+                lambda: len(healthy.accepted) == 40 and not healthy_queue.pending,
+                10,
+                "the healthy webhook's pages",
+            )
             took = time.monotonic() - started
             assert sorted(healthy.accepted_ids()) == sorted(f"alert-{n}" for n in range(40))
             # the hung one holds its two connections and keeps the rest queued, in order
             await wait_for(lambda: hung.requests == 2, 5, "two requests at the hung webhook")
-            hung_queue, healthy_queue = deliveries.queues
-            assert len(hung_queue.pending) == 40 and not healthy_queue.pending
+            assert len(hung_queue.pending) == 40
             assert took < 5.0, took  # nothing waited for the 30 s timeout
             text = metrics.render([], {}, {}).decode()
             assert 'lineage_worker_webhook_queued{webhook="1"} 40.0' in text
@@ -164,5 +169,68 @@ async def test_each_format_reaches_the_receiver_with_the_alert_id(fmt: str) -> N
             [body] = receiver.accepted
             assert ("blocks" in body) == (fmt == "slack")
             assert receiver.tries["alert-1"] == 1
+        finally:
+            await deliveries.close()
+
+
+def resolution(n: int, incident: str) -> dict:
+    return {**page(n), "kind": "resolved", "severity": "info", "incidentId": incident}
+
+
+async def test_a_resolve_waits_for_its_trigger_however_long_the_trigger_retries() -> None:
+    """The trigger is refused three times (about 3.5 s of backoff); its resolve, offered
+    right after, is taken at once by the receiver but sent only after the trigger. Another
+    incident's page does not wait."""
+    trigger = {**page(1), "incidentId": "inc-1"}
+    other = {**page(3), "incidentId": "inc-2"}
+    with Receiver(failures_for={"alert-1": 3}) as receiver:
+        deliveries = Deliveries((receiver.url,), "json", Delivery())
+        try:
+            first = await deliveries.offer(trigger)
+            then = await deliveries.offer(resolution(2, "inc-1"))
+            meanwhile = await deliveries.offer(other)
+            assert await asyncio.wait_for(meanwhile, 5) == ["delivered"]
+            assert receiver.accepted_ids() == ["alert-3"]  # inc-1's resolve still waits
+            await asyncio.wait_for(asyncio.gather(first, then), 15)
+            assert receiver.accepted_ids() == ["alert-3", "alert-1", "alert-2"]
+            assert receiver.tries["alert-2"] == 1
+            statuses = [body["status"] for body in receiver.accepted]
+            assert statuses == ["triggered", "triggered", "resolved"]
+        finally:
+            await deliveries.close()
+
+
+async def test_pagerduty_gets_a_trigger_then_a_resolve_with_one_dedup_key() -> None:
+    with Receiver() as receiver:
+        url = f"pagerduty+{receiver.url}?routing_key=R0UT1NG&team=data"
+        deliveries = Deliveries((url,), "json", Delivery())
+        try:
+            trigger = {
+                **page(1),
+                "incidentId": "inc-9",
+                "namespace": "airflow",
+                "job": "etl.load",
+                "state": "FAIL",
+                "detail": "run ended FAIL",
+                "errorMessage": "boom",
+                "runUrl": "https://ops/api/v1/runs/run-1",
+                "incidentUrl": "https://ops/#incident/inc-9",
+            }
+            done = [await deliveries.offer(trigger), await deliveries.offer(resolution(2, "inc-9"))]
+            assert await asyncio.wait_for(asyncio.gather(*done), 5) == [["delivered"]] * 2
+            sent, resolved = receiver.accepted
+            assert sent["routing_key"] == resolved["routing_key"] == "R0UT1NG"
+            assert sent["dedup_key"] == resolved["dedup_key"] == "inc-9"
+            assert (sent["event_action"], resolved["event_action"]) == ("trigger", "resolve")
+            assert sent["payload"]["severity"] == "critical"
+            assert sent["payload"]["source"] == "airflow/etl.load"
+            details = sent["payload"]["custom_details"]
+            assert details["errorMessage"] == "boom"
+            assert details["failedTasks"] == [{"job": "airflow/etl.load", "runId": "run-1"}]
+            assert {link["href"] for link in sent["links"]} == {
+                "https://ops/api/v1/runs/run-1",
+                "https://ops/#incident/inc-9",
+            }
+            assert deliveries.queues[0].url == f"{receiver.url}?team=data"  # key not in the URL
         finally:
             await deliveries.close()

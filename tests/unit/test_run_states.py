@@ -229,10 +229,16 @@ async def test_a_stale_dataset_pages_once_per_lapse_and_recovers(harness) -> Non
     published.clear()
     await written("r2", t0 + timedelta(minutes=100))
     await runs.datasets.sweep(now=t0 + timedelta(minutes=101))
-    [fresh] = [a for batch, _ in published for a in batch]
+    fresh, resolved = [a for batch, _ in published for a in batch]
     assert fresh["kind"] == "fresh" and fresh["runId"] == "r2"
     assert fresh["incidentId"] == stale["incidentId"]
     assert await store.open_lapses() == []
+    # the lapse's incident resolved by itself: one resolve message, the record says so
+    assert resolved["kind"] == "resolved" and resolved["incidentId"] == stale["incidentId"]
+    assert resolved["paged"] and resolved["datasetName"] == "shop.orders"
+    incident = (await store.get_incidents([stale["incidentId"]]))[stale["incidentId"]]
+    assert incident.state == "resolved" and incident.resolved_by == "lineage-faust"
+    assert incident.recovered == {"dataset:pg://db/shop.orders": fresh["raisedAt"]}
 
     published.clear()  # a second lapse: a new page
     await runs.datasets.sweep(now=t0 + timedelta(minutes=100 + 61))

@@ -33,6 +33,10 @@ alerts_by_day       day (raisedAt DESC, alertId)    alerts newest first. One day
 alerts_by_incident  incidentId (raisedAt, alertId)  an incident's alerts. A handful.
 incidents           incidentId                      which alert paged for it: claimed once
                                                     (IF NOT EXISTS).
+incident_book       incidentId                      an incident's lifecycle, written only over
+                                                    the version read (IF version = ?).
+incidents_by_day    day (openedAt DESC, incidentId) incidents newest first. One day's.
+incident_subjects   subject                         what failed -> its latest incident. One row.
 dataset_runs        (dsNamespace, dsName, month)    runs that read or wrote a dataset (sorted
                     (runId, direction)              by time when read). One month of one.
 dataset_jobs        (dsNamespace, dsName)           jobs seen reading/writing a dataset.
@@ -60,9 +64,9 @@ from __future__ import annotations
 from lineage_faust.settings import CassandraOptions
 
 # 2: runs_by_parent; 3: alerts, alerts_by_day; 4: dataset tables; 5: a dead letter's size and
-# hash; 6: tries, children by start, incidents, freshness (each created in place by
-# init-store / CREATE_SCHEMA=1)
-SCHEMA_VERSION = 6
+# hash; 6: tries, children by start, incidents, freshness; 7: incidents' lifecycles (each
+# created in place by init-store / CREATE_SCHEMA=1)
+SCHEMA_VERSION = 7
 # columns added to tables of earlier versions (ALTER TABLE ... ADD)
 ADDED_COLUMNS = {
     "dead_letters": (("valueBytes", "int"), ("valueSha256", "text")),
@@ -86,6 +90,9 @@ DATA_TABLES = (
     "alerts_by_day",
     "alerts_by_incident",
     "incidents",
+    "incident_book",
+    "incidents_by_day",
+    "incident_subjects",
     "dataset_runs",
     "dataset_jobs",
     "job_datasets",
@@ -171,6 +178,20 @@ _TABLES = {
     "incidents": """
         CREATE TABLE IF NOT EXISTS {ks}.incidents (
             incidentId text PRIMARY KEY, alertId text
+        ) WITH {options}""",
+    "incident_book": """
+        CREATE TABLE IF NOT EXISTS {ks}.incident_book (
+            incidentId text PRIMARY KEY, version int, state text, openedAt timestamp,
+            incident text
+        ) WITH {options}""",
+    "incidents_by_day": """
+        CREATE TABLE IF NOT EXISTS {ks}.incidents_by_day (
+            bucket timestamp, openedAt timestamp, incidentId text,
+            PRIMARY KEY ((bucket), openedAt, incidentId)
+        ) WITH CLUSTERING ORDER BY (openedAt DESC, incidentId ASC) AND {options}""",
+    "incident_subjects": """
+        CREATE TABLE IF NOT EXISTS {ks}.incident_subjects (
+            subject text PRIMARY KEY, incidentId text
         ) WITH {options}""",
     "dataset_runs": """
         CREATE TABLE IF NOT EXISTS {ks}.dataset_runs (

@@ -123,6 +123,30 @@ def _statements(ks: str) -> dict[str, str]:
         "claim_incident": (
             f"INSERT INTO {ks}.incidents (incidentId, alertId) VALUES (?, ?) IF NOT EXISTS"
         ),
+        "insert_incident": (
+            f"INSERT INTO {ks}.incident_book (incidentId, version, state, openedAt, incident) "
+            "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+        ),
+        "update_incident": (
+            f"UPDATE {ks}.incident_book SET version = ?, state = ?, incident = ? "
+            "WHERE incidentId = ? IF version = ?"
+        ),
+        "select_incidents": (
+            f"SELECT incident, version FROM {ks}.incident_book WHERE incidentId IN ?"
+        ),
+        "insert_incident_by_day": (
+            f"INSERT INTO {ks}.incidents_by_day (bucket, openedAt, incidentId) VALUES (?, ?, ?)"
+        ),
+        "select_incidents_by_day": (
+            f"SELECT openedAt, incidentId FROM {ks}.incidents_by_day "
+            "WHERE bucket = ? AND openedAt >= ?"
+        ),
+        "insert_incident_subject": (
+            f"INSERT INTO {ks}.incident_subjects (subject, incidentId) VALUES (?, ?)"
+        ),
+        "select_incident_subjects": (
+            f"SELECT subject, incidentId FROM {ks}.incident_subjects WHERE subject IN ?"
+        ),
         "insert_written_dataset": (
             f"INSERT INTO {ks}.written_datasets (shard, dsNamespace, dsName) VALUES (?, ?, ?)"
         ),

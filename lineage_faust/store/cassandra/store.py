@@ -1,8 +1,9 @@
 """The store on Cassandra. One class per role, all on one session (``session``: connection,
 prepared statements, batched writes): events and dead letters (``events``), run statuses
 and their index tables (``runs``), dataset reads and writes (``datasets``), the alerts
-outbox (``alerts``); ``CassandraStore`` is all of them. The driver's paging state is the
-API's opaque cursor (sealed with a check, ``store.cursors``)."""
+outbox (``alerts``), incidents' lifecycles (``incidents``); ``CassandraStore`` is all of
+them. The driver's paging state is the API's opaque cursor (sealed with a check,
+``store.cursors``)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from typing import Any
 from lineage_faust.store.cassandra.alerts import CassandraAlerts
 from lineage_faust.store.cassandra.datasets import CassandraDatasets
 from lineage_faust.store.cassandra.events import CassandraEvents
+from lineage_faust.store.cassandra.incidents import CassandraIncidents
 from lineage_faust.store.errors import StoreError
 from lineage_faust.store.interfaces import Store
 
 
-class CassandraStore(CassandraEvents, CassandraDatasets, CassandraAlerts, Store):
+class CassandraStore(
+    CassandraEvents, CassandraDatasets, CassandraAlerts, CassandraIncidents, Store
+):
     def __repr__(self) -> str:
         return f"CassandraStore({','.join(self.options.hosts)}/{self.options.keyspace})"
 

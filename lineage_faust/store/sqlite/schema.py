@@ -109,6 +109,24 @@ CREATE TABLE IF NOT EXISTS incidents (
     expiresAt INTEGER
 );
 
+-- incidents' lifecycles (domain.incidents), each written over the version it was read at
+CREATE TABLE IF NOT EXISTS incident_book (
+    incidentId TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    openedAt INTEGER NOT NULL,           -- microseconds since 1970, UTC
+    incident TEXT NOT NULL,              -- the incident as JSON
+    expiresAt INTEGER
+);
+CREATE INDEX IF NOT EXISTS incident_book_listing ON incident_book (openedAt DESC, incidentId);
+
+-- what failed (job:ns/name, dataset:ns/name) -> the incident last saved with it
+CREATE TABLE IF NOT EXISTS incident_subjects (
+    subject TEXT PRIMARY KEY,
+    incidentId TEXT NOT NULL,
+    expiresAt INTEGER
+);
+
 -- datasets that outlived their freshness expectation (open lapses)
 CREATE TABLE IF NOT EXISTS stale_datasets (
     dsNamespace TEXT NOT NULL,
@@ -181,6 +199,8 @@ _DATA_TABLES = (
     "dataset_io",
     "dataset_jobs",
     "incidents",
+    "incident_book",
+    "incident_subjects",
 )
 
 
