@@ -26,6 +26,7 @@ from .routes import (
     board,
     datasets,
     dead_letters,
+    incidents,
     jobs,
     lineage,
     runs,
@@ -95,7 +96,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     guarded = [Depends(authenticated)]
     app.include_router(atlas.router)  # guards its lookups itself; its health stays open
-    for module in (runs, jobs, datasets, alerts, dead_letters, lineage, stream, board):
+    for module in (runs, jobs, datasets, alerts, incidents, dead_letters, lineage, stream, board):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(service.router)
 

@@ -158,3 +158,20 @@ class Forwarder:
                 await asyncio.gather(*pending)
         except (KafkaError, TimeoutError) as exc:
             raise BrokerUnavailable(f"the broker did not acknowledge: {exc!r}") from exc
+
+    async def publish(
+        self, topic: str, value: bytes, key: bytes, partition: int, headers: list
+    ) -> None:
+        """One message to ``topic``'s ``partition`` (an alert the worker's notify agent
+        sends), waiting for the broker's acknowledgement."""
+        if self._producer is None:
+            why = "starting" if self.configured else "not configured (LINEAGE_KAFKA_BOOTSTRAP)"
+            raise BrokerUnavailable(f"the broker connection is {why}")
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                sent = await self._producer.send(
+                    topic, value=value, key=key, partition=partition, headers=headers
+                )
+                await sent
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"the broker did not acknowledge: {exc!r}") from exc

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the API: requests by route template and status, latency, ingest.
+"""Prometheus metrics of the API: requests by route template and status, latency, ingest,
+and the incidents' times to detect, acknowledge and resolve over 7 and 30 days.
 
 Each app has its own registry (several apps can live in one test process). The middleware is
 plain ASGI (no BaseHTTPMiddleware: it would add a task per request to every lookup).
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lineage_faust.domain.incidents import STATES, summarize
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -35,12 +38,39 @@ class ApiMetrics:
             "Events POSTed to /api/v1/lineage and acknowledged by the broker",
             registry=self.registry,
         )
+        self.incident_times = Gauge(
+            "lineage_incident_seconds",
+            "Incidents opened in the window: p50/p90 seconds from the failure to the page "
+            "(detect), to acknowledgement and to resolution (read from the store at most "
+            "every 30 s)",
+            ("stage", "quantile", "window"),
+            registry=self.registry,
+        )
+        self.incident_counts = Gauge(
+            "lineage_incidents",
+            "Incidents opened in the window, by state now",
+            ("state", "window"),
+            registry=self.registry,
+        )
+        self.incidents_read_at = 0.0
         self.ingest_rejected = Counter(
             "lineage_api_rejected_events",
             "Events POSTed to /api/v1/lineage and refused, by reason",
             ("reason",),
             registry=self.registry,
         )
+
+    def set_incidents(self, window: str, incidents: list) -> None:
+        """The incident gauges of one window (``7d``, ``30d``) from its incidents."""
+        stats = summarize(incidents)
+        for stage in ("detect", "acknowledge", "resolve"):
+            for quantile in ("p50", "p90"):
+                value = stats[stage][quantile]
+                gauge = self.incident_times.labels(stage, quantile.replace("p", "0."), window)
+                gauge.set(float("nan") if value is None else value)
+        for state in STATES:
+            found = sum(1 for i in incidents if i.state == state)
+            self.incident_counts.labels(state, window).set(found)
 
 
 class MetricsMiddleware:

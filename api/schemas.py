@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from lineage_faust.domain.incidents import Incident, timings
 from lineage_faust.domain.times import iso_ms, iso_text
 from lineage_faust.store import RunStatus, StoredEvent
 
@@ -285,6 +286,132 @@ class IncidentOut(BaseModel):
     )
     count: int
     alerts: list[AlertOut]
+    lifecycle: IncidentRecord | None = Field(
+        None, description="Its state and every change (none: raised before lifecycles were kept)"
+    )
+
+
+class IncidentChange(BaseModel):
+    at: str
+    state: str = Field(description="open, acknowledged or resolved")
+    by: str = Field(description="Who: a user, 'page' (the worker opened it) or lineage-faust")
+    note: str = ""
+
+
+class IncidentTimes(BaseModel):
+    """Seconds from the failure (its run's end, or when a dataset went stale)."""
+
+    detect: float | None = Field(description="To the page")
+    acknowledge: float | None = Field(description="To its acknowledgement")
+    resolve: float | None = Field(description="To its resolution")
+
+
+class IncidentRecord(BaseModel):
+    """An incident's lifecycle: open -> acknowledged -> resolved (and reopened)."""
+
+    incidentId: str
+    state: str = Field(description="open, acknowledged or resolved")
+    kind: str
+    severity: str
+    namespace: str
+    name: str = Field(description="The page's job (or dataset) name")
+    pageAlertId: str
+    failedAt: str
+    openedAt: str
+    acknowledgedAt: str | None
+    acknowledgedBy: str | None
+    resolvedAt: str | None
+    resolvedBy: str | None
+    failing: dict[str, str] = Field(
+        description="What failed and has not recovered (job:ns/name or dataset:ns/name -> when)"
+    )
+    recovered: dict[str, str] = Field(description="What failed and recovered since -> when")
+    reopened: int
+    alertIds: list[str]
+    changes: list[IncidentChange]
+    times: IncidentTimes
+    url: str
+
+    @classmethod
+    def of(cls, incident: Incident, public_url: str) -> IncidentRecord:
+        return cls(
+            incidentId=incident.incident_id,
+            state=incident.state,
+            kind=incident.kind,
+            severity=incident.severity,
+            namespace=incident.namespace,
+            name=incident.name,
+            pageAlertId=incident.page_alert_id,
+            failedAt=iso_ms(incident.failed_at),
+            openedAt=iso_ms(incident.opened_at),
+            acknowledgedAt=iso_ms(incident.acknowledged_at),
+            acknowledgedBy=incident.acknowledged_by,
+            resolvedAt=iso_ms(incident.resolved_at),
+            resolvedBy=incident.resolved_by,
+            failing=incident.pending,
+            recovered=incident.recovered,
+            reopened=incident.reopened,
+            alertIds=incident.alert_ids,
+            changes=[IncidentChange(**c) for c in incident.changes],
+            times=IncidentTimes(**timings(incident)),
+            url=f"{public_url.rstrip('/')}/#incident/{incident.incident_id}",
+        )
+
+
+class IncidentList(BaseModel):
+    success: bool = True
+    count: int
+    incidents: list[IncidentRecord]
+    nextCursor: str | None
+
+
+class IncidentChangeIn(BaseModel):
+    note: str = Field("", max_length=2000, description="Why, what was done")
+    by: str | None = Field(
+        None,
+        max_length=200,
+        description="Who, where the API has no users (with HTTP Basic the user's name is used)",
+    )
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+
+
+class IncidentStats(BaseModel):
+    """Incidents opened in a window, and their times (seconds, from the failure)."""
+
+    count: int
+    open: int
+    detect: Percentiles
+    acknowledge: Percentiles
+    resolve: Percentiles
+
+
+class ScopedIncidentStats(IncidentStats):
+    namespace: str
+    name: str | None = Field(description="The job (or dataset); none: the whole namespace")
+
+
+class JobIncidents(BaseModel):
+    success: bool = True
+    namespace: str
+    job: str
+    last7Days: IncidentStats
+    last30Days: IncidentStats
+    open: list[IncidentRecord] = Field(description="Its incidents not resolved (last 30 days)")
+    truncated: bool
+
+
+class IncidentSummary(BaseModel):
+    success: bool = True
+    days: int
+    since: str
+    total: IncidentStats
+    byNamespace: list[ScopedIncidentStats]
+    byJob: list[ScopedIncidentStats] = Field(description="Worst time to resolve first")
+    truncated: bool = Field(description="More incidents in the window than were read")
 
 
 class StaleDataset(BaseModel):

@@ -23,6 +23,7 @@ _ERROR_TEXT = {
     400: "Bad parameter or cursor (the envelope's error says which)",
     401: "No or wrong credentials (when LINEAGE_API_USERS / LINEAGE_API_TOKENS are set)",
     404: "Not found",
+    409: "Not in a state that allows it (an incident acknowledged or resolved already)",
     413: "Request body too large",
     415: "Unsupported Content-Encoding",
     503: "The store (or, for ingest, the broker) is unavailable; retry shortly",

@@ -11,7 +11,8 @@ Kinds:
   (``taskInstance.try_number`` <= ``task.retries``): recorded, paged only under policy ``every``;
 * ``stuck`` — a running run has had no event for longer than the idle threshold;
 * ``overdue`` — a running run has run longer than ``factor`` x its job's typical duration;
-* ``recovered`` — a run that was stuck or overdue completed after all;
+* ``recovered`` — a run that was stuck or overdue completed after all (recorded; the
+  incident's resolve message is what pages);
 * ``stale`` — a dataset with a freshness expectation was not written successfully in time
   (``domain/freshness.py``); ``fresh`` — it was written again;
 * ``resolved`` — an incident was resolved (``domain/incidents.py``): its resolve message.
@@ -38,11 +39,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from lineage_faust.domain.identity import run_partition
 from lineage_faust.domain.model import ticks_to_datetime
 from lineage_faust.domain.runstate import RUNNING, RunState
 from lineage_faust.domain.times import iso_ms
 
 ALERT_NAMESPACE = uuid.UUID("6f1d0c3e-4b7a-5d2e-9c1f-0a8b7e6d5c4b")
+APP_HEADER = "lineage.app"  # on every alert message: the deployment (app id) that raised it
 
 
 class Policy(StrEnum):
@@ -269,7 +272,8 @@ def on_change(
     elif state.state == "COMPLETE" and (
         Kind.STUCK in state.alerted or Kind.OVERDUE in state.alerted
     ):
-        kinds.append((Kind.RECOVERED, True, "completed after it was reported stuck or overdue"))
+        # recorded, not paged: the incident it ends resolves, and its resolve message says so
+        kinds.append((Kind.RECOVERED, False, "completed after it was reported stuck or overdue"))
     return [
         make_alert(state, kind, now, paged=paged, detail=detail)
         for kind, paged, detail in kinds
@@ -333,3 +337,10 @@ def parse_overrides(raw: Mapping[str, Any], defaults: Limits) -> dict[str, Limit
             enabled=bool(values.get("enabled", defaults.enabled)),
         )
     return out
+
+
+def alert_partition(alert: Alert, partitions: int) -> int:
+    """The alerts-topic partition of an alert: the one whose owner raised it, so that its
+    notify agent reads it back (a run's alerts: the run's; a dataset's: partition 0, whose
+    owner judges the datasets)."""
+    return 0 if alert.dataset_name else run_partition(alert.run_id, partitions)

@@ -128,14 +128,21 @@ class IncidentQuery:
             return False
         if self.namespace is None and self.job is None:
             return True
-        subjects = [("", incident.namespace, incident.name)] + [
-            (kind, *rest.split("/", 1))
-            for kind, rest in (s.split(":", 1) for s in incident.subjects)
-        ]
+        if self._names(incident.namespace, incident.name):
+            return True
+        # any job (or dataset) failing in it: subjects are "kind:namespace/name", and a
+        # namespace may hold slashes (dbt://warehouse)
         return any(
-            (self.namespace is None or ns == self.namespace)
-            and (self.job is None or name == self.job)
-            for _, ns, name in subjects
+            self._names(*ref.rsplit("/", 1))
+            if self.namespace is None
+            else ref.startswith(f"{self.namespace}/")
+            and self._names(self.namespace, ref[len(self.namespace) + 1 :])
+            for ref in (s.split(":", 1)[1] for s in incident.subjects)
+        )
+
+    def _names(self, namespace: str, name: str) -> bool:
+        return (self.namespace is None or namespace == self.namespace) and (
+            self.job is None or name == self.job
         )
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import faust
 import orjson
 
+from lineage_faust.domain.alerting import APP_HEADER
 from lineage_faust.worker.deliveries import Deliveries
-from lineage_faust.worker.run_states import APP_HEADER
 
 log = logging.getLogger(__name__)
 

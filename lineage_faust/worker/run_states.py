@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 
 from lineage_faust.domain import alerting
-from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain.alerting import APP_HEADER, Alert, alert_partition
 from lineage_faust.domain.identity import run_partition
 from lineage_faust.domain.incidents import job_subject
 from lineage_faust.domain.live import live_change, live_messages
@@ -63,15 +63,7 @@ class LiveTable(Protocol):
 Publish = Callable[[list[dict], list[dict]], Awaitable[None]]
 # a page just raised, offered to the webhooks at once (their queues; nothing waits for it)
 Page = Callable[[dict], None]
-APP_HEADER = "lineage.app"  # on every alert message: the deployment (app id) that raised it
 Part = tuple[Any, int, list[RunUpdate]]  # (source message, its partition, its run updates)
-
-
-def alert_partition(alert: Alert, partitions: int) -> int:
-    """The alerts-topic partition of an alert: the one whose owner raised it, so that its
-    notify agent reads it back (a run's alerts: the run's; a dataset's: partition 0, whose
-    owner judges the datasets)."""
-    return 0 if alert.dataset_name else run_partition(alert.run_id, partitions)
 
 
 def notices_of(alerts: list[Alert], public_url: str = "") -> list[dict]:

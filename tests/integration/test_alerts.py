@@ -224,6 +224,7 @@ def test_overdue_and_stuck_runs_alert_once_and_recover(stack: Stack, tmp_path: P
         assert kinds() == {
             (overdue_run, "overdue"): 1,
             (overdue_run, "recovered"): 1,
+            (overdue_run, "resolved"): 1,  # its incident resolved by itself
             (idle_run, "stuck"): 1,
         }  # and nothing for the streaming run, which has no end
     finally:

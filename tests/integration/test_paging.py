@@ -31,10 +31,12 @@ def failing_runs(path: Path, n: int, namespace: str = "paging") -> list[str]:
     now = datetime.now(UTC)
     run_ids = [str(uuid.uuid4()) for _ in range(n)]
     lines = []
-    for i, run_id in enumerate(run_ids):
+    for run_id in run_ids:
         lines += [
-            ol_event("START", run_id, f"job-{i}", now, namespace=namespace),
-            ol_event("FAIL", run_id, f"job-{i}", now + timedelta(seconds=1), namespace=namespace),
+            ol_event("START", run_id, f"job-{run_id[:8]}", now, namespace=namespace),
+            ol_event(
+                "FAIL", run_id, f"job-{run_id[:8]}", now + timedelta(seconds=1), namespace=namespace
+            ),
         ]
     path.write_bytes(b"\n".join(lines))
     return run_ids

@@ -46,9 +46,12 @@ def _event(
     )
 
 
-def dbt_stream(start: datetime | None = None, models: int = 2) -> tuple[list[bytes], dict]:
+def dbt_stream(
+    start: datetime | None = None, models: int = 2, *, fails: bool = True
+) -> tuple[list[bytes], dict]:
     """(events, run ids by role): job → ``models`` models → a statement each; the last
-    model's statement fails, so does that model, so does the job."""
+    model's statement fails, so does that model, so does the job (``fails=False``: every
+    run completes: the project run again after a fix)."""
     t = start or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     job_run = str(uuid.uuid4())
     ids = {"job": job_run, "models": [], "statements": []}
@@ -58,14 +61,14 @@ def dbt_stream(start: datetime | None = None, models: int = 2) -> tuple[list[byt
         ids["models"].append(model_run)
         ids["statements"].append(statement_run)
         model, statement = f"shop.build.model.orders_{i}", f"shop.build.model.orders_{i}.sql"
-        fails = i == models - 1
+        failing = fails and i == models - 1
         at = t + timedelta(seconds=10 * (i + 1))
         events.append(_event("START", model_run, model, at, (job_run, "shop.build")))
         events.append(_event("START", statement_run, statement, at, (model_run, model)))
-        end = "FAIL" if fails else "COMPLETE"
+        end = "FAIL" if failing else "COMPLETE"
         error = (
             'relation "raw.orders" does not exist\nLINE 1: select * from raw.orders'
-            if fails
+            if failing
             else ""
         )
         done = at + timedelta(seconds=5)
@@ -76,5 +79,8 @@ def dbt_stream(start: datetime | None = None, models: int = 2) -> tuple[list[byt
             )
         )
     finish = t + timedelta(seconds=10 * models + 20)
-    events.append(_event("FAIL", job_run, "shop.build", finish, None, "1 of 2 models failed"))
+    if fails:
+        events.append(_event("FAIL", job_run, "shop.build", finish, None, "1 of 2 models failed"))
+    else:
+        events.append(_event("COMPLETE", job_run, "shop.build", finish, None))
     return events, ids

@@ -95,7 +95,7 @@ def test_overdue_against_the_jobs_typical_duration() -> None:
     assert overdue.kind == "overdue" and "typical 100 s" in overdue.detail
     assert on_sweep(running(), rules, NOW, typical_ms=None) == []  # no history yet
     recovered = on_change(running(state="COMPLETE", alerted=["overdue"]), rules, NOW)
-    assert [a.kind for a in recovered] == ["recovered"]
+    assert [(a.kind, a.paged) for a in recovered] == [("recovered", False)]
     assert on_change(running(state="COMPLETE"), rules, NOW) == []
 
 
