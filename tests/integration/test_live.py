@@ -229,11 +229,14 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         )
         assert "intentional failure" in page.locator("#failures").inner_text()
 
-        # one incident per failure: the task's final try paged, its DAG run joined it
+        # one incident: the task's final try paged, its DAG run joined it, and the next day's
+        # failures of the same jobs joined it too (it is still open): no second page
         page.wait_for_function(
-            "document.querySelectorAll('#incidents tr.incident').length === 2", timeout=30_000
+            "document.querySelector('#incidents').innerText.includes('+ 3 joined')",
+            timeout=30_000,
         )  # (a retried try's notice is no incident)
-        assert page.locator("#incidents tr.incident:has-text('+ 1 joined')").count() == 2
+        assert page.locator("#incidents tr.incident").count() == 1
+        assert "open" in page.locator("#incidents tr.incident").inner_text()
         # long errors are folded to their first line
         folded = page.locator("#alerts details.err")
         assert folded.count() == 4 and folded.first.get_attribute("open") is None
@@ -274,15 +277,48 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         assert "2 retried tries not counted" in summary
         page.locator("#run").screenshot(path=str(ARTIFACTS / "board-job-chart.png"))
 
-        # an incident: what paged, then what followed
-        page.locator("#incidents tr.incident:has-text('+ 1 joined') a").first.click()
+        # an incident: what paged, then what followed; acknowledged, then resolved by hand
+        page.locator("#incidents tr.incident:has-text('+ 3 joined') a").first.click()
         page.wait_for_selector("#incident-page:has-text('failed')", timeout=20_000)
         assert "always_fails" in page.locator("#incident-page").inner_text()
         follow_ups = page.locator("#incident-follow-ups tr")
-        assert follow_ups.count() == 1 and "ol_failing_retry" in follow_ups.inner_text()
+        assert follow_ups.count() == 3
+        assert "ol_failing_retry" in page.locator("#incident-follow-ups").inner_text()
+        assert page.locator("#run h2 .state.open").count() == 1
         page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident.png"))
+        page.fill("#incident-note", "looking at the task's logs")
+        page.click("#acknowledge")
+        page.wait_for_selector("#run h2 .state.acknowledged", timeout=20_000)
+        changes = page.locator("#incident-changes").inner_text()
+        assert USER in changes and "looking at the task's logs" in changes
+        assert page.locator("#acknowledge").count() == 0  # acknowledged once
+        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident-acknowledged.png"))
+        page.fill("#incident-note", "the source file is back")
+        page.click("#resolve")
+        page.wait_for_selector("#run h2 .state.resolved", timeout=20_000)
+        assert page.locator("#incident-actions").count() == 0
+        assert "resolved after" in page.locator("#incident-times").inner_text()
+        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident-resolved.png"))
+        # the overview follows: the incident resolved, its job in the time-to-resolve table
+        page.wait_for_selector("#incidents tr.incident .state.resolved", timeout=20_000)
+        ttr = page.locator("#ttr tr.ttr")
+        assert ttr.count() == 1 and "always_fails" in ttr.inner_text()
+        assert "1 incidents" in page.locator("#ttr-total").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "board-time-to-resolve.png"), full_page=True)
+        # the job page shows its incidents on a time axis
+        ttr.locator("a.job").click()
+        page.wait_for_selector("#job-incident-strip rect.incident.resolved", timeout=20_000)
+        assert "1 incidents" in page.locator("#job-incidents").inner_text()
+        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-job-incidents.png"))
         browser.close()
-    for shot in ("board.png", "board-run-timeline.png", "board-job-chart.png"):
+    for shot in (
+        "board.png",
+        "board-run-timeline.png",
+        "board-job-chart.png",
+        "board-incident-acknowledged.png",
+        "board-incident-resolved.png",
+        "board-time-to-resolve.png",
+    ):
         assert (ARTIFACTS / shot).stat().st_size > 10_000, shot
     assert (ARTIFACTS / "board.png").stat().st_size > 10_000
 
