@@ -124,6 +124,14 @@ def test_one_page_per_incident_and_stale_datasets_page_once(
     assert stack.send(write_orders(tmp_path / "w2.jsonl")).returncode == 0
     [fresh] = wait_until(lambda: kinds("fresh") or None, 30, "the dataset is fresh again")
     assert fresh["incidentId"] == stale["incidentId"]
+    # the lapse's incident resolved by itself: one resolve message at the webhook
+    [resolved] = wait_until(lambda: kinds("resolved") or None, 30, "the lapse resolved")
+    assert resolved["incidentId"] == stale["incidentId"] and resolved["datasetName"]
+    lapse = httpx.get(f"{api}/api/v1/incidents/{stale['incidentId']}", timeout=10).json()
+    assert lapse["lifecycle"]["state"] == "resolved"
+    assert lapse["lifecycle"]["recovered"] == {
+        "dataset:postgres://db:5432/shop.public.orders": fresh["raisedAt"]
+    }
     wait_until(lambda: len(kinds("stale")) == 2, 30, "the second lapse")  # not written again
 
     # redelivered, and after a restart: no incident pages twice
@@ -140,6 +148,7 @@ def test_one_page_per_incident_and_stale_datasets_page_once(
     assert len([a for a in final if a["kind"] == "failed" and a["paged"]]) == 2
     by_kind = Counter(a["kind"] for a in receiver.accepted)
     assert by_kind["failed"] == 2 and by_kind["stale"] >= 2 and by_kind["fresh"] == 1
+    assert by_kind["resolved"] == 1  # the first lapse's; the second is still open
     assert len(receiver.accepted_ids()) == len(set(receiver.accepted_ids()))  # each once
 
 
