@@ -11,7 +11,7 @@ from lineage_faust.settings import ConfigError, Settings, settings
 
 
 def _settings() -> Settings:
-    from lineage_faust.kafka.security import check_tls, tls_context
+    from lineage_faust.kafka.security import check_sasl, check_tls, tls_context
 
     try:
         s = settings()
@@ -19,6 +19,8 @@ def _settings() -> Settings:
             tls_context(s.kafka_security)  # a certificate or key that does not load: stop here
             if s.kafka_bootstrap:  # a broker that will never accept us: stop here too
                 check_tls(s.kafka_bootstrap, s.kafka_security)
+        if s.kafka_security.uses_sasl and s.kafka_bootstrap:  # nor will refused credentials
+            check_sasl(s.kafka_bootstrap, s.kafka_security)
         return s
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None

@@ -56,13 +56,16 @@ class EmbeddedBroker:
         port: int | None = None,
         log_path: Path | None = None,
         advertised_port: int | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         """``advertised_port``: the port clients are told to use after bootstrapping (a
-        TLS-terminating proxy's in front of this one); default the broker's own."""
+        TLS-terminating proxy's in front of this one); default the broker's own.
+        ``extra_args``: more of Tansu's broker flags (``--authentication``)."""
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.advertised_port = advertised_port or self.port
         self.log_path = log_path
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -84,6 +87,7 @@ class EmbeddedBroker:
                 url,
                 "--advertised-listener-url",
                 advertised,
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,

@@ -8,11 +8,15 @@ start with a line naming the setting.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import struct
 from functools import cache
 from typing import Any
+
+from aiokafka import errors as kafka_errors
+from aiokafka.conn import create_conn
 
 from lineage_faust.settings import ConfigError
 from lineage_faust.settings.kafka import KafkaSecurity
@@ -112,3 +116,65 @@ def _check_session(
         ) from None
     except OSError:
         return  # a timeout or a network error: left to the clients, which wait and retry
+
+
+def check_sasl(bootstrap: str, security: KafkaSecurity) -> None:
+    """Before any client starts: one connection with the SASL handshake to the first
+    bootstrap address that answers. Credentials or a mechanism the broker refuses raise
+    ``ConnectionRefusedForGood`` naming the settings (never the password); a broker that
+    cannot be reached is left to the clients."""
+    if not security.uses_sasl:
+        return
+    asyncio.run(_check_sasl(bootstrap, security))
+
+
+async def _check_sasl(bootstrap: str, security: KafkaSecurity) -> None:
+    options = client_options(security)
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:  # is anything listening? (else: not this check's business)
+            socket.create_connection((host, int(port)), timeout=CHECK_TIMEOUT_S).close()
+        except (OSError, ValueError):
+            continue
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(
+                    host,
+                    int(port),
+                    client_id="lineage-faust-check",
+                    request_timeout_ms=int(CHECK_TIMEOUT_S * 1000),
+                    **options,
+                ),
+                CHECK_TIMEOUT_S * 2,
+            )
+        except (OSError, TimeoutError):
+            continue  # gone meanwhile: the next address, or the clients wait for it
+        except kafka_errors.KafkaConnectionError:
+            # it listens, and closed the connection in the handshake: a broker that does not
+            # take this mechanism (or these credentials) on this listener
+            raise ConnectionRefusedForGood(
+                f"LINEAGE_KAFKA_SASL_MECHANISM={security.sasl_mechanism}: the broker at "
+                f"{address} closed the connection during the SASL handshake (is this its SASL "
+                "listener, and does it offer this mechanism?)"
+            ) from None
+        except (kafka_errors.UnsupportedSaslMechanismError, kafka_errors.IllegalSaslStateError):
+            raise ConnectionRefusedForGood(
+                f"LINEAGE_KAFKA_SASL_MECHANISM={security.sasl_mechanism}: the broker at "
+                f"{address} does not offer this mechanism"
+            ) from None
+        except Exception as exc:  # refused credentials (SCRAM peers also answer malformed)
+            raise ConnectionRefusedForGood(
+                "LINEAGE_KAFKA_SASL_USERNAME / LINEAGE_KAFKA_SASL_PASSWORD: the broker at "
+                f"{address} refused user {security.sasl_username!r} with "
+                f"{security.sasl_mechanism} ({_reason(exc)})"
+            ) from None
+        conn.close()
+        return
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, without anything the exception may quote (a password never is, but
+    a broker's message is shown only by its class)."""
+    if isinstance(exc, kafka_errors.KafkaError):
+        return type(exc).__name__
+    return f"the handshake failed: {type(exc).__name__}"
