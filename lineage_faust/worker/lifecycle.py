@@ -131,6 +131,8 @@ class Lifecycle:
                 return changed
             found = await w.retrying("read incident", partial(w.store.get_incidents, [incident_id]))
             current = found.get(incident_id)
+            if current is not None and _same(current, changed):
+                return current  # ours: a write applied whose answer was lost (a retried LWT)
         log.error(
             "incident %s: %d writes lost a race; left for the next batch", incident_id, ATTEMPTS
         )
@@ -140,3 +142,7 @@ class Lifecycle:
         seconds = lifecycle.timings(incident)[stage]
         if seconds is not None:
             self.state.stats.metrics.incident_times.labels(stage).observe(seconds)
+
+
+def _same(a: Incident, b: Incident) -> bool:
+    return {**a.to_dict(), "version": 0} == {**b.to_dict(), "version": 0}

@@ -13,7 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lineage_faust.domain.alerting import Grouping
+from lineage_faust.domain import alerting
+from lineage_faust.domain.alerting import Grouping, Kind
 from lineage_faust.domain.datasets import DatasetIO
 from lineage_faust.domain.freshness import parse_expectations
 from lineage_faust.domain.identity import run_partition
@@ -285,3 +286,32 @@ def test_a_dataset_alert_goes_to_the_partition_of_the_worker_that_judges_dataset
         )
         assert alert_partition(stale, PARTITIONS) == 0
         assert alert_partition(failed, PARTITIONS) == run_partition(run_id, PARTITIONS)
+
+
+async def test_a_resolution_whose_write_answer_was_lost_still_sends_its_message(harness) -> None:
+    """Cassandra can time out on a lightweight transaction that applied: the retry answers
+    'not applied'. The worker reads the incident back, finds its own change, and still sends
+    the resolve message, once."""
+    runs, _, _, store, _ = harness
+    t0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    failed = RunState(run_id="r-fail", state="FAIL", namespace="etl", job="load")
+    page = dataclasses.replace(
+        alerting.make_alert(failed, Kind.FAILED, t0.timestamp(), paged=True), ended_at=t0
+    )
+    [recorded] = await store.record_alerts([page])
+    assert await runs.lifecycle.apply([recorded], []) == []
+    real_save, calls = store.save_incident, []
+
+    async def save_then_lose_the_answer(incident):
+        calls.append(incident.state)
+        await real_save(incident)
+        return len(calls) > 1  # the first answer is lost
+
+    store.save_incident = save_then_lose_the_answer
+    done = [("job:etl/load", t0 + timedelta(minutes=5))]
+    [notice] = await runs.lifecycle.apply([], done)
+    assert notice.kind == "resolved" and notice.incident_id == page.incident_id
+    assert calls == ["resolved"]  # written once, not again over itself
+    kept = (await store.get_incidents([page.incident_id]))[page.incident_id]
+    assert kept.state == "resolved" and kept.version == 2
+    assert await runs.lifecycle.apply([], done) == []  # a redelivery: nothing more
