@@ -26,6 +26,7 @@ from .routes import (
     board,
     datasets,
     dead_letters,
+    graph,
     incidents,
     jobs,
     lineage,
@@ -96,7 +97,18 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     guarded = [Depends(authenticated)]
     app.include_router(atlas.router)  # guards its lookups itself; its health stays open
-    for module in (runs, jobs, datasets, alerts, incidents, dead_letters, lineage, stream, board):
+    for module in (
+        runs,
+        jobs,
+        datasets,
+        alerts,
+        incidents,
+        dead_letters,
+        lineage,
+        graph,
+        stream,
+        board,
+    ):
         app.include_router(module.router, dependencies=guarded)
     app.include_router(service.router)
 

@@ -273,6 +273,47 @@ class AlertOut(BaseModel):
     incidentUrl: str = Field(description="The incident on the ops board")
 
 
+class LineageEdge(BaseModel):
+    origin: str
+    destination: str
+
+
+class LineageNode(BaseModel):
+    id: str = Field(description="dataset:<namespace>:<name> or job:<namespace>:<name>")
+    type: str = Field(description="DATASET or JOB")
+    data: dict = Field(
+        description="JOB: latestRun (runId, state, time), openIncident; DATASET: "
+        "lastGoodWrite (runId, time, job), stale, atRisk (a writer in the graph failed after "
+        "the last good write)"
+    )
+    inEdges: list[LineageEdge]
+    outEdges: list[LineageEdge]
+
+
+class LineageGraph(BaseModel):
+    """Marquez's lineage shape (``graph``), with live states on every node."""
+
+    success: bool = True
+    graph: list[LineageNode]
+    truncated: bool = Field(description="More nodes were reachable than the limit")
+
+
+class BlastNode(BaseModel):
+    namespace: str
+    name: str
+    distance: int = Field(description="Edges from the nearest failing job")
+    stale: bool | None = Field(None, description="Datasets: past their freshness expectation")
+
+
+class BlastRadius(BaseModel):
+    """What the incident's failing jobs feed, transitively (bounded: depth 10, 500 nodes)."""
+
+    datasets: list[BlastNode]
+    jobs: list[BlastNode]
+    staleDatasets: int
+    truncated: bool
+
+
 class IncidentOut(BaseModel):
     """One incident: the alert that paged for it, its root cause, and every alert in it in the
     order their runs ended."""
@@ -288,6 +329,9 @@ class IncidentOut(BaseModel):
     alerts: list[AlertOut]
     lifecycle: IncidentRecord | None = Field(
         None, description="Its state and every change (none: raised before lifecycles were kept)"
+    )
+    blastRadius: BlastRadius | None = Field(
+        None, description="What its failing jobs feed downstream (none without a lifecycle)"
     )
 
 

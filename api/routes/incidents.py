@@ -13,6 +13,7 @@ from lineage_faust.domain.times import iso_ms
 from lineage_faust.store.queries import IncidentQuery
 
 from .. import incidents as service
+from .. import lineage_graph
 from ..auth import basic_scheme
 from ..errors import ApiError
 from ..schemas import (
@@ -103,6 +104,7 @@ async def incident(request: Request, incidentId: IncidentId) -> Response:
             count=len(items),
             alerts=items,
             lifecycle=IncidentRecord.of(record, public) if record else None,
+            blastRadius=await lineage_graph.blast_radius(store, record) if record else None,
         )
     )
 

@@ -56,7 +56,7 @@ def test_generated_requests_get_no_server_errors(broker: EmbeddedBroker, tmp_pat
         )
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
         print(result.stdout[-3000:])
-        assert "API Operations" in result.stdout and "Tested: 23" in result.stdout
+        assert "API Operations" in result.stdout and "Tested: 24" in result.stdout
     finally:
         api.stop()
         worker.stop()

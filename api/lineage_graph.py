@@ -1,0 +1,181 @@
+"""The lineage graph around a node, from the store's dataset tables (kept as events arrive:
+``dataset_jobs``, ``job_datasets``), with what operators need on each node: a job's latest
+run and whether it is failing in an open incident; a dataset's last good write, whether it is
+stale (an open freshness lapse) or at risk (a writer in the graph failed after its last good
+write). And the blast radius of an incident: what its failing jobs feed, transitively."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from lineage_faust.domain.datasets import INPUT
+from lineage_faust.domain.incidents import Incident, job_subject
+from lineage_faust.domain.lineage import (
+    Direction,
+    Graph,
+    Node,
+    dataset_node,
+    downstream_of,
+    job_node,
+    walk,
+)
+from lineage_faust.domain.times import iso_ms
+from lineage_faust.store import RunQuery, Store
+from lineage_faust.store.dataset_history import last_good_write
+
+BLAST_DEPTH = 10
+BLAST_NODES = 500
+
+
+def neighbours_in(store: Store):
+    async def neighbours(nodes: list[Node]) -> dict[Node, list[tuple[Node, str]]]:
+        async def of(node: Node) -> tuple[Node, list[tuple[Node, str]]]:
+            if node.is_job:
+                links = await store.job_datasets(node.namespace, node.name)
+                found = [
+                    (dataset_node(x.namespace, x.name), "in" if x.direction == INPUT else "out")
+                    for x in links
+                ]
+            else:
+                links = await store.dataset_jobs(node.namespace, node.name)
+                found = [
+                    (job_node(x.namespace, x.name), "out" if x.direction == INPUT else "in")
+                    for x in links
+                ]
+            return node, found
+
+        return dict(await asyncio.gather(*(of(n) for n in nodes)))
+
+    return neighbours
+
+
+async def graph_around(
+    store: Store, start: Node, direction: Direction, depth: int, limit: int
+) -> Graph:
+    return await walk(start, neighbours_in(store), direction, depth, limit)
+
+
+async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:
+    """Each node's live state (jobs: latest run, open incident; datasets: last good write,
+    stale, at risk)."""
+    jobs = [n for n in graph.nodes if n.is_job]
+    datasets = [n for n in graph.nodes if not n.is_job]
+
+    async def latest(job: Node) -> Any:
+        page = await store.list_runs(RunQuery(namespace=job.namespace, job=job.name), 1)
+        return page.runs[0] if page.runs else None
+
+    runs, writes, lapses, subjects = await asyncio.gather(
+        asyncio.gather(*(latest(j) for j in jobs)),
+        asyncio.gather(*(last_good_write(store, d.namespace, d.name) for d in datasets)),
+        store.open_lapses(),
+        store.incidents_of_subjects([job_subject(j.namespace, j.name) for j in jobs]),
+    )
+    kept = await store.get_incidents(list(set(subjects.values())))
+    stale = {(lapse.write.namespace, lapse.write.name) for lapse in lapses}
+    data: dict[Node, dict[str, Any]] = {}
+    latest_of = dict(zip(jobs, runs, strict=True))
+    for job in jobs:
+        run = latest_of[job]
+        incident = kept.get(subjects.get(job_subject(job.namespace, job.name), ""))
+        open_incident = incident.incident_id if incident is not None and incident.is_open else None
+        data[job] = {
+            "namespace": job.namespace,
+            "name": job.name,
+            "latestRun": None
+            if run is None
+            else {
+                "runId": run.run_id,
+                "state": run.state,
+                "time": iso_ms(run.end_time or run.last_event_time),
+            },
+            "openIncident": open_incident,
+        }
+    for dataset, write in zip(datasets, writes, strict=True):
+        written = write.at if write is not None else None
+        writers = [origin for origin, _ in graph.in_edges(dataset)]
+        data[dataset] = {
+            "namespace": dataset.namespace,
+            "name": dataset.name,
+            "lastGoodWrite": None
+            if write is None
+            else {
+                "runId": write.run_id,
+                "time": iso_ms(write.at),
+                "job": f"{write.job_namespace}/{write.job}",
+            },
+            "stale": (dataset.namespace, dataset.name) in stale,
+            "atRisk": any(failed_after(latest_of.get(w), written) for w in writers),
+        }
+    return data
+
+
+def failed_after(run: Any, written: datetime | None) -> bool:
+    if run is None or run.state not in ("FAIL", "ABORT"):
+        return False
+    ended = run.end_time or run.last_event_time
+    return written is None or (ended is not None and ended > written)
+
+
+def marquez_graph(graph: Graph, data: dict[Node, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Marquez's ``graph`` list: nodes with id, type, data, inEdges, outEdges."""
+
+    def edges(pairs: Iterable[tuple[Node, Node]]) -> list[dict[str, str]]:
+        return [{"origin": a.id, "destination": b.id} for a, b in pairs]
+
+    return [
+        {
+            "id": node.id,
+            "type": node.kind,
+            "data": data.get(node, {}),
+            "inEdges": edges(graph.in_edges(node)),
+            "outEdges": edges(graph.out_edges(node)),
+        }
+        for node in graph.nodes
+    ]
+
+
+async def blast_radius(store: Store, incident: Incident) -> dict[str, Any]:
+    """Everything downstream of the incident's failing jobs (and stale datasets)."""
+    starts = [_start_of(incident, subject) for subject in incident.pending or incident.subjects]
+    graphs = await asyncio.gather(
+        *(graph_around(store, s, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES) for s in starts)
+    )
+    datasets: dict[Node, int] = {}
+    jobs: dict[Node, int] = {}
+    truncated = False
+    for graph in graphs:
+        truncated |= graph.truncated
+        found_datasets, found_jobs = downstream_of(graph, starts)
+        for node in found_datasets:
+            datasets[node] = min(datasets.get(node, 99), graph.depth_of[node])
+        for node in found_jobs:
+            jobs[node] = min(jobs.get(node, 99), graph.depth_of[node])
+    stale = {(lapse.write.namespace, lapse.write.name) for lapse in await store.open_lapses()}
+
+    def listed(nodes: dict[Node, int]) -> list[dict[str, Any]]:
+        return [
+            {"namespace": n.namespace, "name": n.name, "distance": d}
+            | ({} if n.is_job else {"stale": (n.namespace, n.name) in stale})
+            for n, d in sorted(nodes.items(), key=lambda item: (item[1], item[0]))
+        ]
+
+    return {
+        "datasets": listed(datasets),
+        "jobs": listed(jobs),
+        "staleDatasets": sum(1 for n in datasets if (n.namespace, n.name) in stale),
+        "truncated": truncated,
+    }
+
+
+def _start_of(incident: Incident, subject: str) -> Node:
+    """The node a subject names. A dataset's incident is that dataset's (its name may hold
+    slashes); a job subject is ``namespace/name``, the name after the last slash."""
+    kind, _, ref = subject.partition(":")
+    if kind == "dataset":
+        return dataset_node(incident.namespace, incident.name)
+    namespace, _, name = ref.rpartition("/")
+    return job_node(namespace, name)

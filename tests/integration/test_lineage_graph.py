@@ -1,0 +1,162 @@
+"""The lineage graph through a real worker, store and API over HTTP: a dbt-shaped project of
+28 models over 4 sources, one staging model failing. The graph the API serves is compared
+with one derived here from the events' inputs and outputs; the failing model's incident
+lists exactly its transitive downstream models and their outputs."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
+
+from tests.support.helpers import Stack, wait_until
+from tests.support.olclient import new_run_id, run_event
+
+pytestmark = pytest.mark.integration
+
+DB, DBT = "postgres://warehouse:5432", "dbt://warehouse"
+FAILING = "stg_model_2"
+
+
+def project() -> dict[str, tuple[list[str], str]]:
+    """model -> (the tables it reads, the table it writes): sources -> staging ->
+    intermediate -> marts, each layer reading one to three tables of the layers before."""
+    rng = random.Random(7)
+    tables = [f"raw.source_{i}" for i in range(4)]
+    models: dict[str, tuple[list[str], str]] = {}
+    for layer, count in (("stg", 8), ("int", 10), ("mart", 10)):
+        made = []
+        for i in range(count):
+            name = f"{layer}_model_{i}"
+            reads = rng.sample(tables, k=min(len(tables), rng.randint(1, 3)))
+            if layer == "stg":
+                reads = [tables[i % 4]]  # staging reads one source each
+            models[name] = (sorted(reads), f"analytics.{name}")
+            made.append(f"analytics.{name}")
+        tables = tables + made
+    return models
+
+
+def events(models: dict[str, tuple[list[str], str]]) -> list[bytes]:
+    at = datetime.now(UTC) - timedelta(minutes=10)
+    lines = []
+    for i, (model, (reads, writes)) in enumerate(models.items()):
+        run_id, start = new_run_id(), at + timedelta(seconds=i)
+        inputs = [InputDataset(namespace=DB, name=t) for t in reads]
+        outputs = [OutputDataset(namespace=DB, name=writes)]
+        end = RunState.FAIL if model == FAILING else RunState.COMPLETE
+        for state, when in ((RunState.START, start), (end, start + timedelta(seconds=1))):
+            lines.append(
+                run_event(
+                    state,
+                    run_id,
+                    model,
+                    namespace=DBT,
+                    at=when,
+                    inputs=inputs,
+                    outputs=outputs,
+                    error="relation does not exist" if state == RunState.FAIL else None,
+                )
+            )
+    return lines
+
+
+def expected_edges(models: dict[str, tuple[list[str], str]]) -> set[tuple[str, str]]:
+    edges = set()
+    for model, (reads, writes) in models.items():
+        job = f"job:{DBT}:{model}"
+        edges |= {(f"dataset:{DB}:{t}", job) for t in reads}
+        edges.add((job, f"dataset:{DB}:{writes}"))
+    return edges
+
+
+def reachable(edges: set[tuple[str, str]], start: str) -> set[str]:
+    out: dict[str, set[str]] = {}
+    for a, b in edges:
+        out.setdefault(a, set()).add(b)
+    seen, queue = {start}, deque([start])
+    while queue:
+        for nxt in out.get(queue.popleft(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen - {start}
+
+
+def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
+    stack: Stack, tmp_path: Path
+) -> None:
+    models = project()
+    path = tmp_path / "dbt.jsonl"
+    path.write_bytes(b"\n".join(events(models)))
+    worker = stack.spawn("worker")
+    stack.start_api()
+    api = stack.api_url
+    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+    assert stack.send(path).returncode == 0
+    [incident] = wait_until(
+        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
+        60,
+        "the failing model's incident",
+    )
+
+    def graph(node: str, **params: str | int) -> dict:
+        answer = httpx.get(f"{api}/api/v1/lineage", params={"nodeId": node, **params}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    edges = expected_edges(models)
+    # the whole project is one connected graph: from a source, both ways, deep enough
+    whole = graph(f"dataset:{DB}:raw.source_0", depth=10, direction="both", limit=1000)
+    served = {(e["origin"], e["destination"]) for n in whole["graph"] for e in n["outEdges"]}
+    assert served == edges and not whole["truncated"]
+    assert {n["id"] for n in whole["graph"]} == {x for edge in edges for x in edge}
+    for node in whole["graph"]:  # in and out edges agree
+        for e in node["inEdges"]:
+            assert e["destination"] == node["id"] and (e["origin"], node["id"]) in edges
+
+    # live states on the nodes: the failing model, its output at risk
+    nodes = {n["id"]: n for n in whole["graph"]}
+    failing = nodes[f"job:{DBT}:{FAILING}"]["data"]
+    assert failing["latestRun"]["state"] == "FAIL"
+    assert failing["openIncident"] == incident["incidentId"]
+    assert nodes[f"job:{DBT}:stg_model_0"]["data"]["latestRun"]["state"] == "COMPLETE"
+    output = nodes[f"dataset:{DB}:analytics.{FAILING}"]["data"]
+    assert output["atRisk"] and output["lastGoodWrite"] is None
+    source = nodes[f"dataset:{DB}:raw.source_0"]["data"]
+    assert not source["atRisk"] and not source["stale"]
+
+    # downstream of the failing model only, one level: its output
+    down = graph(f"job:{DBT}:{FAILING}", depth=1, direction="downstream")
+    assert {n["id"] for n in down["graph"]} == {
+        f"job:{DBT}:{FAILING}",
+        f"dataset:{DB}:analytics.{FAILING}",
+    }
+    # a run's node is its job's
+    run_id = failing["latestRun"]["runId"]
+    assert graph(f"run:{run_id}", depth=1)["graph"][0]["id"] == f"job:{DBT}:{FAILING}"
+    truncated = graph(f"dataset:{DB}:raw.source_0", depth=10, limit=5)
+    assert truncated["truncated"] and len(truncated["graph"]) == 5
+
+    # the blast radius: exactly the transitive downstream of the failing model
+    below = reachable(edges, f"job:{DBT}:{FAILING}")
+    detail = httpx.get(f"{api}/api/v1/incidents/{incident['incidentId']}", timeout=30).json()
+    blast = detail["blastRadius"]
+    assert {f"job:{DBT}:{j['name']}" for j in blast["jobs"]} == {
+        n for n in below if n.startswith("job:")
+    }
+    assert {f"dataset:{DB}:{d['name']}" for d in blast["datasets"]} == {
+        n for n in below if n.startswith("dataset:")
+    }
+    assert blast["jobs"] and not blast["truncated"]
+    assert blast["datasets"][0]["name"] == f"analytics.{FAILING}"  # nearest first
+    assert blast["datasets"][0]["distance"] == 1
+
+    for bad, status in (("table:x:y", 400), (f"job:{DBT}:nothing", 404), ("run:nope", 404)):
+        assert httpx.get(f"{api}/api/v1/lineage", params={"nodeId": bad}).status_code == status
+    worker.stop()
