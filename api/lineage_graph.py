@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from lineage_faust.domain.datasets import INPUT
 from lineage_faust.domain.incidents import Incident, job_subject
 from lineage_faust.domain.lineage import (
     Direction,
@@ -20,42 +19,14 @@ from lineage_faust.domain.lineage import (
     dataset_node,
     downstream_of,
     job_node,
-    walk,
 )
 from lineage_faust.domain.times import iso_ms
 from lineage_faust.store import RunQuery, Store
 from lineage_faust.store.dataset_history import last_good_write
+from lineage_faust.store.lineage_walk import graph_around
 
 BLAST_DEPTH = 10
 BLAST_NODES = 500
-
-
-def neighbours_in(store: Store):
-    async def neighbours(nodes: list[Node]) -> dict[Node, list[tuple[Node, str]]]:
-        async def of(node: Node) -> tuple[Node, list[tuple[Node, str]]]:
-            if node.is_job:
-                links = await store.job_datasets(node.namespace, node.name)
-                found = [
-                    (dataset_node(x.namespace, x.name), "in" if x.direction == INPUT else "out")
-                    for x in links
-                ]
-            else:
-                links = await store.dataset_jobs(node.namespace, node.name)
-                found = [
-                    (job_node(x.namespace, x.name), "out" if x.direction == INPUT else "in")
-                    for x in links
-                ]
-            return node, found
-
-        return dict(await asyncio.gather(*(of(n) for n in nodes)))
-
-    return neighbours
-
-
-async def graph_around(
-    store: Store, start: Node, direction: Direction, depth: int, limit: int
-) -> Graph:
-    return await walk(start, neighbours_in(store), direction, depth, limit)
 
 
 async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from lineage_faust.domain.lineage import MAX_DEPTH, MAX_NODES, Direction, job_node, parse_node_id
+from lineage_faust.store.lineage_walk import graph_around
 
 from .. import lineage_graph
 from ..errors import ApiError
@@ -46,7 +47,7 @@ async def lineage(
             start = parse_node_id(nodeId)
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
-    graph = await lineage_graph.graph_around(store, start, direction, depth, limit)
+    graph = await graph_around(store, start, direction, depth, limit)
     if len(graph.depth_of) == 1 and not graph.edges:
         seen = (
             await store.job_datasets(start.namespace, start.name)

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 
-from lineage_faust.domain.alerting import Alert
+from lineage_faust.domain import alerting
+from lineage_faust.domain.alerting import Alert, Kind
 from lineage_faust.domain.freshness import (
     Lapse,
     LastWrite,
@@ -23,10 +24,15 @@ from lineage_faust.domain.freshness import (
     is_stale,
     stale_alert,
 )
+from lineage_faust.domain.incidents import Incident, job_subject
+from lineage_faust.domain.lineage import Direction, dataset_node
 from lineage_faust.store.dataset_history import last_good_write
+from lineage_faust.store.lineage_walk import graph_around
 from lineage_faust.worker.state import WorkerState
 
 log = logging.getLogger(__name__)
+UPSTREAM_DEPTH = 10  # lineage levels searched for a failed writer upstream of a stale dataset
+UPSTREAM_NODES = 500
 
 
 class DatasetWatch:
@@ -72,6 +78,7 @@ class DatasetWatch:
         closed.extend(lapses)  # datasets no longer in the store
         if not alerts and not closed:
             return
+        alerts = [await self.with_its_cause(a) for a in alerts]
         pending = await w.record_alerts(alerts)
         reopened = {(lapse.write.namespace, lapse.write.name) for lapse in opened}
         for namespace, name in closed:
@@ -82,3 +89,52 @@ class DatasetWatch:
         if opened or closed:
             log.info("freshness: %d datasets stale, %d lapses closed", len(opened), len(closed))
         await self.publish(pending)
+
+    async def with_its_cause(self, alert: Alert) -> Alert:
+        """A stale dataset whose lineage has a job upstream failing, in an open incident,
+        since the dataset's last good write, is that failure's consequence: the alert joins
+        that incident (no page of its own; the incident resolves once the dataset is written
+        again too). Staleness with no failed upstream pages by itself."""
+        if alert.kind != Kind.STALE or alert.ended_at is None:
+            return alert
+        cause = await self.failed_upstream(alert)
+        if cause is None:
+            return alert
+        log.info(
+            "freshness: %s/%s is stale downstream of incident %s: joins it",
+            alert.dataset_namespace,
+            alert.dataset_name,
+            cause.incident_id,
+        )
+        return alerting.in_incident(alert, cause.incident_id, cause.page_alert_id)
+
+    async def failed_upstream(self, alert: Alert) -> Incident | None:
+        """The open incident of the nearest job upstream that failed after the last good
+        write (``alert.ended_at``), if any."""
+        w = self.state
+        assert alert.dataset_namespace is not None and alert.dataset_name is not None
+        start = dataset_node(alert.dataset_namespace, alert.dataset_name)
+        graph = await w.retrying(
+            "read lineage",
+            partial(
+                graph_around, w.store, start, Direction.UPSTREAM, UPSTREAM_DEPTH, UPSTREAM_NODES
+            ),
+        )
+        jobs = [n for n in graph.nodes if n.is_job]  # nearest first
+        if not jobs:
+            return None
+        subjects = [job_subject(j.namespace, j.name) for j in jobs]
+        found = await w.retrying(
+            "read incidents of jobs", partial(w.store.incidents_of_subjects, subjects)
+        )
+        kept = await w.retrying(
+            "read incidents", partial(w.store.get_incidents, list(set(found.values())))
+        )
+        for subject in subjects:
+            incident = kept.get(found.get(subject, ""))
+            if incident is None or not incident.is_open:
+                continue
+            failed = incident.pending.get(subject)
+            if failed is not None and datetime.fromisoformat(failed) > alert.ended_at:
+                return incident
+        return None

@@ -38,10 +38,12 @@ class Lifecycle:
             if lifecycle.joins_incident(alert):
                 members.setdefault(alert.incident_id, []).append(alert)
         recoveries: dict[str, list[Completion]] = {}
-        for alert in alerts:
-            if alert.kind == Kind.FRESH:
-                subject = lifecycle.subject_of(alert)
-                recoveries.setdefault(alert.incident_id, []).append((subject, alert.raised_at))
+        # a dataset written again recovers it in the incident it is stale in (its lapse's own,
+        # or the upstream failure's it joined)
+        completions = [
+            *completions,
+            *((lifecycle.subject_of(a), a.raised_at) for a in alerts if a.kind == Kind.FRESH),
+        ]
         if completions:
             subjects = [subject for subject, _ in completions]
             found = await w.retrying(

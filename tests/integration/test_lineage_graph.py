@@ -6,6 +6,7 @@ lists exactly its transitive downstream models and their outputs."""
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,3 +161,74 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
     for bad, status in (("table:x:y", 400), (f"job:{DBT}:nothing", 404), ("run:nope", 404)):
         assert httpx.get(f"{api}/api/v1/lineage", params={"nodeId": bad}).status_code == status
     worker.stop()
+
+
+def test_a_stale_mart_downstream_of_a_failure_joins_its_incident(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """raw.a -> stg_a -> mart_a and raw.b -> stg_b -> mart_b, every mart expected every 4 s.
+    stg_a fails: one page. Both marts go stale: mart_a's staleness is stg_a's failure's
+    consequence and joins its incident unpaged; mart_b's has no failed upstream: it pages."""
+    from tests.support.receiver import Receiver
+
+    now = datetime.now(UTC)
+    flows = {"stg_a": ("raw.a", "stg.a"), "mart_a": ("stg.a", "mart.a")}
+    flows |= {"stg_b": ("raw.b", "stg.b"), "mart_b": ("stg.b", "mart.b")}
+    lines = []
+    for i, (model, (reads, writes)) in enumerate(flows.items()):
+        run_id, at = new_run_id(), now + timedelta(milliseconds=100 * i)
+        io = {
+            "inputs": [InputDataset(namespace=DB, name=reads)],
+            "outputs": [OutputDataset(namespace=DB, name=writes)],
+        }
+        lines.append(run_event(RunState.START, run_id, model, namespace=DBT, at=at, **io))
+        lines.append(run_event(RunState.COMPLETE, run_id, model, namespace=DBT, at=at, **io))
+    failing = new_run_id()
+    io = {
+        "inputs": [InputDataset(namespace=DB, name="raw.a")],
+        "outputs": [OutputDataset(namespace=DB, name="stg.a")],
+    }
+    later = now + timedelta(seconds=1)
+    lines.append(run_event(RunState.START, failing, "stg_a", namespace=DBT, at=later, **io))
+    lines.append(
+        run_event(RunState.FAIL, failing, "stg_a", namespace=DBT, at=later, error="boom", **io)
+    )
+    path = tmp_path / "project.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    with Receiver() as receiver:
+        stack.extra_env.update(
+            LINEAGE_WEBHOOKS=receiver.url,
+            LINEAGE_DATASET_EXPECTATIONS='{"' + DB + '/mart.*": {"maxAgeSeconds": 4}}',
+            LINEAGE_SWEEP_INTERVAL="0.5",
+        )
+        worker = stack.spawn("worker")
+        stack.start_api()
+        api = stack.api_url
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        assert stack.send(path).returncode == 0
+
+        def alerts() -> list[dict]:
+            return httpx.get(f"{api}/api/v1/alerts", params={"limit": 100}).json()["alerts"]
+
+        stale = wait_until(
+            lambda: (
+                found if len(found := [a for a in alerts() if a["kind"] == "stale"]) == 2 else None
+            ),
+            30,
+            "both marts stale",
+        )
+        wait_until(lambda: len(receiver.accepted) == 2, 30, "two pages")
+        time.sleep(2)  # several more sweeps: nothing more pages
+        worker.stop()
+    [failed] = [a for a in alerts() if a["kind"] == "failed"]
+    by_mart = {a["datasetName"]: a for a in stale}
+    assert by_mart["mart.a"]["incidentId"] == failed["incidentId"]
+    assert not by_mart["mart.a"]["paged"] and by_mart["mart.a"]["pagedBy"] == failed["alertId"]
+    assert by_mart["mart.b"]["paged"] and by_mart["mart.b"]["incidentId"] != failed["incidentId"]
+    assert sorted(a["kind"] for a in receiver.accepted) == ["failed", "stale"]
+    assert [a["datasetName"] for a in receiver.accepted if a["kind"] == "stale"] == ["mart.b"]
+    incident = httpx.get(f"{api}/api/v1/incidents/{failed['incidentId']}", timeout=30).json()
+    assert f"dataset:{DB}/mart.a" in incident["lifecycle"]["failing"]
+    radius = {d["name"]: d for d in incident["blastRadius"]["datasets"]}
+    assert radius["mart.a"]["stale"] and radius["stg.a"]["distance"] == 1
+    assert "mart.b" not in radius
