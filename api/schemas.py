@@ -269,6 +269,11 @@ class AlertOut(BaseModel):
     pagedBy: str | None = Field(description="Joined an incident: the alert that paged for it")
     datasetNamespace: str | None = Field(description="stale / fresh: the dataset")
     datasetName: str | None
+    blastRadius: dict | None = Field(
+        None,
+        description="A failure's page: what its job feeds downstream (datasets, jobs: counts; "
+        "firstDatasets, firstJobs: the nearest names; truncated)",
+    )
     runUrl: str | None
     incidentUrl: str = Field(description="The incident on the ops board")
 

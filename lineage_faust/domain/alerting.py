@@ -135,6 +135,8 @@ class Alert:
     paged_by: str | None = None  # joined an incident: the alert that paged for it
     dataset_namespace: str | None = None  # stale / fresh: the dataset
     dataset_name: str | None = None
+    # a failure's page: what it feeds downstream (counts, the nearest names; domain.lineage)
+    blast_radius: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.incident_id:
@@ -164,6 +166,7 @@ class Alert:
             "pagedBy": self.paged_by,
             "datasetNamespace": self.dataset_namespace,
             "datasetName": self.dataset_name,
+            "blastRadius": self.blast_radius,
             "runUrl": f"{api_url.rstrip('/')}/api/v1/runs/{self.run_id}" if self.run_id else None,
             "incidentUrl": f"{api_url.rstrip('/')}/#incident/{self.incident_id}",
         }
@@ -192,6 +195,7 @@ class Alert:
             paged_by=data.get("pagedBy"),
             dataset_namespace=data.get("datasetNamespace"),
             dataset_name=data.get("datasetName"),
+            blast_radius=data.get("blastRadius"),
         )
 
 

@@ -119,3 +119,19 @@ def downstream_of(graph: Graph, starts: Iterable[Node]) -> tuple[list[Node], lis
     skip = set(starts)
     reached = [n for n in graph.nodes if n not in skip]
     return [n for n in reached if not n.is_job], [n for n in reached if n.is_job]
+
+
+NAMED = 5  # names a page carries of what it reaches
+
+
+def radius_summary(graph: Graph, starts: Iterable[Node]) -> dict:
+    """What a page says of its blast radius: how many datasets and jobs downstream, the
+    nearest few by name, whether the walk was cut."""
+    datasets, jobs = downstream_of(graph, starts)
+    return {
+        "datasets": len(datasets),
+        "jobs": len(jobs),
+        "firstDatasets": [f"{n.namespace}/{n.name}" for n in datasets[:NAMED]],
+        "firstJobs": [f"{n.namespace}/{n.name}" for n in jobs[:NAMED]],
+        "truncated": graph.truncated,
+    }

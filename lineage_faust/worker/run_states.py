@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ from lineage_faust.domain import alerting
 from lineage_faust.domain.alerting import APP_HEADER, Alert, alert_partition
 from lineage_faust.domain.identity import run_partition
 from lineage_faust.domain.incidents import job_subject
+from lineage_faust.domain.lineage import Direction, job_node, radius_summary
 from lineage_faust.domain.live import live_change, live_messages
 from lineage_faust.domain.model import ticks_to_datetime
 from lineage_faust.domain.records import RunStatus, state_from_status, status_from_state
@@ -36,6 +38,8 @@ from lineage_faust.domain.runstate import (
     apply_update,
     is_expired,
 )
+from lineage_faust.failures import describe
+from lineage_faust.store.lineage_walk import graph_around
 from lineage_faust.store.queries import RunQuery
 from lineage_faust.worker.freshness import DatasetWatch
 from lineage_faust.worker.incidents import Incidents
@@ -43,6 +47,9 @@ from lineage_faust.worker.lifecycle import Completion, Lifecycle
 from lineage_faust.worker.state import WorkerState
 
 log = logging.getLogger(__name__)
+BLAST_DEPTH = 10  # what a page's blast radius covers downstream, at most
+BLAST_NODES = 200
+BLAST_BUDGET_S = 0.1  # the longest a page waits for its blast radius
 Changes = dict[int, list[tuple[bytes, bytes | None]]]  # partition -> (key, value or delete)
 
 
@@ -171,6 +178,7 @@ class RunStates:
             for alert in alerting.on_change(state, rules, now, again=True)
         ]
         candidates = await self.incidents.assign(candidates, states)
+        candidates = await self.with_blast_radius(candidates, states)
         updated_at = datetime.now(UTC)
         statuses = [status_from_state(s, updated_at) for s in states.values() if s is not None]
 
@@ -244,6 +252,42 @@ class RunStates:
 
         self._publishing = asyncio.ensure_future(in_turn())
         return self._publishing
+
+    async def with_blast_radius(
+        self, alerts: list[Alert], states: Mapping[str, RunState | None]
+    ) -> list[Alert]:
+        """A new failure's page names what the failed job feeds downstream (read from the
+        dataset tables within ``BLAST_BUDGET_S``; a page is not held longer for it)."""
+        new = [
+            i
+            for i, a in enumerate(alerts)
+            if a.paged
+            and a.kind == alerting.Kind.FAILED
+            and (s := states.get(a.run_id)) is not None
+            and a.kind not in s.alerted
+        ]
+        if not new:
+            return alerts
+
+        async def radius(alert: Alert) -> Alert:
+            start = job_node(alert.namespace, alert.job)
+            try:
+                graph = await asyncio.wait_for(
+                    graph_around(
+                        self.state.store, start, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES
+                    ),
+                    BLAST_BUDGET_S,
+                )
+            except Exception as exc:  # slow or failing store: the page goes without it
+                log.warning("blast radius of %s not read (%s)", alert.alert_id, describe(exc))
+                return alert
+            return dataclasses.replace(alert, blast_radius=radius_summary(graph, [start]))
+
+        found = await asyncio.gather(*(radius(alerts[i]) for i in new))
+        out = list(alerts)
+        for i, alert in zip(new, found, strict=True):
+            out[i] = alert
+        return out
 
     async def resolve_incidents(
         self, pending: list[Alert], completions: Sequence[Completion]

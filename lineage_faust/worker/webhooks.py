@@ -50,6 +50,8 @@ def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
         lines.append(f"> {alert['errorMessage'][:500]}")
     if alert.get("stackTrace"):
         lines.append(f"```{alert['stackTrace'][:1500]}```")
+    if radius := alert.get("blastRadius"):
+        lines.append(blast_line(radius))
     links = [f"<{alert['runUrl']}|open the run>"] if alert.get("runUrl") else []
     if alert.get("incidentUrl"):
         links.append(f"<{alert['incidentUrl']}|the incident> (what follows joins it, unpaged)")
@@ -63,6 +65,14 @@ def _slack(title: str, lines: list[str]) -> dict[str, Any]:
         "text": title,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
     }
+
+
+def blast_line(radius: Mapping[str, Any]) -> str:
+    """``downstream: 3 datasets, 2 jobs (shop.orders, ...)``."""
+    named = [*radius.get("firstDatasets", []), *radius.get("firstJobs", [])][:5]
+    more = "+" if radius.get("truncated") else ""
+    line = f"downstream: {radius['datasets']}{more} datasets, {radius['jobs']}{more} jobs"
+    return f"{line} ({', '.join(named)})" if named else line
 
 
 PAGERDUTY_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}
@@ -92,6 +102,7 @@ def pagerduty_payload(alert: Mapping[str, Any], routing_key: str) -> dict[str, A
             "endedAt",
             "datasetNamespace",
             "datasetName",
+            "blastRadius",
         )
         if alert.get(key) is not None
     }

@@ -158,6 +158,12 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
     assert blast["datasets"][0]["name"] == f"analytics.{FAILING}"  # nearest first
     assert blast["datasets"][0]["distance"] == 1
 
+    # the page itself carried it: counts and the nearest names
+    [page] = [a for a in httpx.get(f"{api}/api/v1/alerts").json()["alerts"] if a["paged"]]
+    carried = page["blastRadius"]
+    assert carried["jobs"] == len(blast["jobs"]) and carried["datasets"] == len(blast["datasets"])
+    assert carried["firstDatasets"][0] == f"{DB}/analytics.{FAILING}" and not carried["truncated"]
+
     for bad, status in (("table:x:y", 400), (f"job:{DBT}:nothing", 404), ("run:nope", 404)):
         assert httpx.get(f"{api}/api/v1/lineage", params={"nodeId": bad}).status_code == status
     worker.stop()

@@ -195,3 +195,12 @@ def test_slack_messages_name_the_dataset_and_link_the_incident() -> None:
     assert "stale: pg://db/shop.orders" in text and "last written 3600 s ago" in text
     assert f"<https://ops/#incident/{alert['incidentId']}|the incident>" in text
     assert "<https://ops/api/v1/runs/run-9|open the run>" in text
+
+
+def test_a_slack_page_names_its_blast_radius() -> None:
+    from lineage_faust.worker.webhooks import blast_line
+
+    radius = {"datasets": 3, "jobs": 2, "firstDatasets": ["db/a", "db/b"], "firstJobs": ["x/j"]}
+    assert blast_line(radius) == "downstream: 3 datasets, 2 jobs (db/a, db/b, x/j)"
+    cut = {"datasets": 200, "jobs": 0, "truncated": True}
+    assert blast_line(cut) == "downstream: 200+ datasets, 0+ jobs"
