@@ -23,6 +23,7 @@ from lineage_faust.domain.lineage import (
 from lineage_faust.domain.times import iso_ms
 from lineage_faust.store import RunQuery, Store
 from lineage_faust.store.dataset_history import last_good_write
+from lineage_faust.store.incident_subjects import incidents_by_subject
 from lineage_faust.store.lineage_walk import graph_around
 
 BLAST_DEPTH = 10
@@ -43,15 +44,14 @@ async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:
         asyncio.gather(*(latest(j) for j in jobs)),
         asyncio.gather(*(last_good_write(store, d.namespace, d.name) for d in datasets)),
         store.open_lapses(),
-        store.incidents_of_subjects([job_subject(j.namespace, j.name) for j in jobs]),
+        incidents_by_subject(store, [job_subject(j.namespace, j.name) for j in jobs]),
     )
-    kept = await store.get_incidents(list(set(subjects.values())))
     stale = {(lapse.write.namespace, lapse.write.name) for lapse in lapses}
     data: dict[Node, dict[str, Any]] = {}
     latest_of = dict(zip(jobs, runs, strict=True))
     for job in jobs:
         run = latest_of[job]
-        incident = kept.get(subjects.get(job_subject(job.namespace, job.name), ""))
+        incident = subjects.get(job_subject(job.namespace, job.name))
         open_incident = incident.incident_id if incident is not None and incident.is_open else None
         data[job] = {
             "namespace": job.namespace,

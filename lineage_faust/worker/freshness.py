@@ -27,6 +27,7 @@ from lineage_faust.domain.freshness import (
 from lineage_faust.domain.incidents import Incident, job_subject
 from lineage_faust.domain.lineage import Direction, dataset_node
 from lineage_faust.store.dataset_history import last_good_write
+from lineage_faust.store.incident_subjects import incidents_by_subject
 from lineage_faust.store.lineage_walk import graph_around
 from lineage_faust.worker.state import WorkerState
 
@@ -124,14 +125,11 @@ class DatasetWatch:
         if not jobs:
             return None
         subjects = [job_subject(j.namespace, j.name) for j in jobs]
-        found = await w.retrying(
-            "read incidents of jobs", partial(w.store.incidents_of_subjects, subjects)
-        )
         kept = await w.retrying(
-            "read incidents", partial(w.store.get_incidents, list(set(found.values())))
+            "read incidents of jobs", partial(incidents_by_subject, w.store, subjects)
         )
         for subject in subjects:
-            incident = kept.get(found.get(subject, ""))
+            incident = kept.get(subject)
             if incident is None or not incident.is_open:
                 continue
             failed = incident.pending.get(subject)
