@@ -192,11 +192,10 @@ def test_incidents_resolve_by_themselves_and_by_hand(
     summary = httpx.get(f"{api}/api/v1/incidents/summary", params={"days": 7}).json()
     assert summary["total"]["count"] == 3 and summary["total"]["open"] == 0
     assert summary["total"]["resolve"]["p50"] > 0
-    assert {j["name"] for j in summary["byJob"]} == {
-        "ol_failing_retry.always_fails",
-        "shop.build.model.orders_1.sql",
-        "etl.manual",
-    }
+    # by each incident's page's job (which of a tree's failures pages depends on how they
+    # reach the worker: docs/alerts.md)
+    assert {j["name"] for j in summary["byJob"]} == {i["name"] for i in incidents(api)}
+    assert "etl.manual" in {j["name"] for j in summary["byJob"]}
     job = httpx.get(f"{api}/api/v1/jobs/tests/etl.manual").json()
     assert job["last7Days"]["count"] == 1 and job["last30Days"]["acknowledge"]["p50"] > 0
     assert job["open"] == []
