@@ -302,7 +302,7 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         # the overview follows: the incident resolved, its job in the time-to-resolve table
         page.wait_for_selector("#incidents tr.incident .state.resolved", timeout=20_000)
         ttr = page.locator("#ttr tr.ttr")
-        assert ttr.count() == 1 and "always_fails" in ttr.inner_text()
+        assert ttr.count() == 1 and "ol_failing_retry" in ttr.inner_text()
         assert "1 incidents" in page.locator("#ttr-total").inner_text()
         page.screenshot(path=str(ARTIFACTS / "board-time-to-resolve.png"), full_page=True)
         # the job page shows its incidents on a time axis
