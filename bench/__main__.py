@@ -2,7 +2,8 @@
 
     python -m bench [--events 100000] [--api-events 1000000] [--memory-runs 1000000]
                     [--backlog 150000]
-                    [--only throughput freshness detect recover cold_start api memory] [--quick]
+                    [--only throughput freshness detect recover cold_start api lineage memory]
+                    [--quick]
 
 Each part starts its own embedded broker and real processes; figures are printed beside a
 ceiling or baseline measured in the same run (these machines are noisy), and the whole table
@@ -16,10 +17,28 @@ import argparse
 import sys
 import time
 
-from bench import api_latency, cold_start, detect, freshness, memory, recover, throughput
+from bench import (
+    api_latency,
+    cold_start,
+    detect,
+    freshness,
+    lineage,
+    memory,
+    recover,
+    throughput,
+)
 from bench.report import Row, print_table, write_json
 
-PARTS = ("throughput", "freshness", "detect", "recover", "cold_start", "api", "memory")
+PARTS = (
+    "throughput",
+    "freshness",
+    "detect",
+    "recover",
+    "cold_start",
+    "api",
+    "lineage",
+    "memory",
+)
 
 
 def main() -> None:
@@ -51,6 +70,8 @@ def main() -> None:
             rows += cold_start.run(args.backlog)
         elif part == "api":
             rows += api_latency.run(args.api_events, 2000, [1, 4])
+        elif part == "lineage":
+            rows += lineage.run(400 if args.quick else 2000, 100 if args.quick else 200)
         else:
             rows += memory.run(args.memory_runs)
         print_table(rows, file=sys.stderr)  # so far: a long run shows progress
