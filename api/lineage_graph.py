@@ -21,8 +21,7 @@ from lineage_faust.domain.lineage import (
     job_node,
 )
 from lineage_faust.domain.times import iso_ms
-from lineage_faust.store import RunQuery, Store
-from lineage_faust.store.dataset_history import last_good_write
+from lineage_faust.store import Store
 from lineage_faust.store.incident_subjects import incidents_by_subject
 from lineage_faust.store.lineage_walk import graph_around
 
@@ -36,19 +35,15 @@ async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:
     jobs = [n for n in graph.nodes if n.is_job]
     datasets = [n for n in graph.nodes if not n.is_job]
 
-    async def latest(job: Node) -> Any:
-        page = await store.list_runs(RunQuery(namespace=job.namespace, job=job.name), 1)
-        return page.runs[0] if page.runs else None
-
     runs, writes, lapses, subjects = await asyncio.gather(
-        asyncio.gather(*(latest(j) for j in jobs)),
-        asyncio.gather(*(last_good_write(store, d.namespace, d.name) for d in datasets)),
+        store.latest_runs([(j.namespace, j.name) for j in jobs]),
+        store.last_good_writes([(d.namespace, d.name) for d in datasets]),
         store.open_lapses(),
         incidents_by_subject(store, [job_subject(j.namespace, j.name) for j in jobs]),
     )
     stale = {(lapse.write.namespace, lapse.write.name) for lapse in lapses}
     data: dict[Node, dict[str, Any]] = {}
-    latest_of = dict(zip(jobs, runs, strict=True))
+    latest_of = {job: runs.get((job.namespace, job.name)) for job in jobs}
     for job in jobs:
         run = latest_of[job]
         incident = subjects.get(job_subject(job.namespace, job.name))
@@ -65,7 +60,8 @@ async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:
             },
             "openIncident": open_incident,
         }
-    for dataset, write in zip(datasets, writes, strict=True):
+    for dataset in datasets:
+        write = writes.get((dataset.namespace, dataset.name))
         written = write.at if write is not None else None
         writers = [origin for origin, _ in graph.in_edges(dataset)]
         data[dataset] = {
@@ -94,12 +90,14 @@ def failed_after(run: Any, written: datetime | None) -> bool:
 def marquez_graph(graph: Graph, data: dict[Node, dict[str, Any]]) -> list[dict[str, Any]]:
     """Marquez's ``graph`` list: nodes with id, type, data, inEdges, outEdges."""
 
+    ids = {node: node.id for node in graph.nodes}
+
     def edges(pairs: Iterable[tuple[Node, Node]]) -> list[dict[str, str]]:
-        return [{"origin": a.id, "destination": b.id} for a, b in pairs]
+        return [{"origin": ids[a], "destination": ids[b]} for a, b in pairs]
 
     return [
         {
-            "id": node.id,
+            "id": ids[node],
             "type": node.kind,
             "data": data.get(node, {}),
             "inEdges": edges(graph.in_edges(node)),

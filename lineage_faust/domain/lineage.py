@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
+from typing import NamedTuple
 
 MAX_DEPTH = 10
 MAX_NODES = 1000  # a graph is cut there (``truncated``)
@@ -23,8 +25,7 @@ class Direction(StrEnum):
     BOTH = "both"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Node:
+class Node(NamedTuple):  # a tuple: hashed and ordered in C (a walk sorts thousands)
     kind: str  # "DATASET" or "JOB"
     namespace: str
     name: str
@@ -62,21 +63,29 @@ def parse_node_id(text: str) -> Node:
 Neighbours = Callable[[list[Node]], Awaitable[Mapping[Node, Iterable[tuple[Node, str]]]]]
 
 
-@dataclass(slots=True)
+@dataclass
 class Graph:
     start: Node
     depth_of: dict[Node, int] = field(default_factory=dict)  # every node, and its distance
     edges: set[tuple[Node, Node]] = field(default_factory=set)  # (origin, destination)
     truncated: bool = False
+    _into: dict[Node, set[Node]] = field(default_factory=dict, repr=False)
+    _out_of: dict[Node, set[Node]] = field(default_factory=dict, repr=False)
+
+    def add_edge(self, origin: Node, destination: Node) -> None:
+        self.edges.add((origin, destination))
+        self._out_of.setdefault(origin, set()).add(destination)
+        self._into.setdefault(destination, set()).add(origin)
 
     def in_edges(self, node: Node) -> list[tuple[Node, Node]]:
-        return sorted(e for e in self.edges if e[1] == node)
+        return [(origin, node) for origin in sorted(self._into.get(node, ()))]
 
     def out_edges(self, node: Node) -> list[tuple[Node, Node]]:
-        return sorted(e for e in self.edges if e[0] == node)
+        return [(node, destination) for destination in sorted(self._out_of.get(node, ()))]
 
-    @property
+    @cached_property
     def nodes(self) -> list[Node]:
+        """Nearest first (read once the walk is done)."""
         return sorted(self.depth_of, key=lambda n: (self.depth_of[n], n))
 
 
@@ -109,7 +118,7 @@ async def walk(
                         continue
                     graph.depth_of[other] = level
                     following.append(other)
-                graph.edges.add((other, node) if way == "in" else (node, other))
+                graph.add_edge(*((other, node) if way == "in" else (node, other)))
         frontier = following
     return graph
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from lineage_faust.domain.datasets import OUTPUT
 from lineage_faust.domain.freshness import LastWrite
+from lineage_faust.domain.records import RunStatus
 from lineage_faust.store.interfaces import Queries
 from lineage_faust.store.queries import DatasetRun
 
@@ -40,11 +41,14 @@ def as_last_write(run: DatasetRun | None) -> LastWrite | None:
     """A successful write as the freshness rules see it (when its run ended)."""
     if run is None or run.status is None:
         return None
-    status = run.status
+    return last_write_of(run.io.namespace, run.io.name, run.status)
+
+
+def last_write_of(namespace: str, name: str, status: RunStatus) -> LastWrite | None:
     at = status.end_time or status.last_event_time
     if at is None:
         return None
-    return LastWrite(run.io.namespace, run.io.name, at, status.run_id, status.namespace, status.job)
+    return LastWrite(namespace, name, at, status.run_id, status.namespace, status.job)
 
 
 async def last_good_write(store: Queries, namespace: str, name: str) -> LastWrite | None:

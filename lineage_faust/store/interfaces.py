@@ -1,6 +1,6 @@
 """The store, as small interfaces by role: the worker's ingest writes (``EventSink``),
 its run-state agent (``RunStatuses``, ``AlertOutbox``, ``IncidentLedger``), its freshness
-sweep (``DatasetFreshness``), the API (``Queries``).
+sweep (``DatasetFreshness``), the API (``Queries``), lineage walks (``LineageReads``).
 
 Every write is an idempotent upsert keyed by deterministic ids, so at-least-once delivery
 (a batch written again after a crash) never produces a second row.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from lineage_faust.domain.alerting import Alert
 from lineage_faust.domain.datasets import DatasetIO
-from lineage_faust.domain.freshness import Lapse
+from lineage_faust.domain.freshness import Lapse, LastWrite
 from lineage_faust.domain.incidents import Incident
 from lineage_faust.domain.records import DeadLetter, NonRunEvent, RunStatus, StoredEvent
 from lineage_faust.store.queries import (
@@ -259,6 +259,31 @@ class Queries(abc.ABC):
         """The datasets one run declared reading or writing."""
 
 
+NodeKey = tuple[str, str]  # (namespace, name) of a job or a dataset
+Link = tuple[str, str, str]  # (namespace, name, direction: the dataset's INPUT / OUTPUT)
+
+
+class LineageReads(abc.ABC):
+    """What a lineage walk reads of a whole level of nodes at once (the API's graph, a page's
+    and an incident's blast radius): one call per level, not one per node."""
+
+    @abc.abstractmethod
+    async def links_of(
+        self, jobs: Sequence[NodeKey], datasets: Sequence[NodeKey]
+    ) -> tuple[dict[NodeKey, list[Link]], dict[NodeKey, list[Link]]]:
+        """(each job's datasets, each dataset's jobs: ``job_datasets`` and ``dataset_jobs``
+        without times or order); a node with none is left out."""
+
+    @abc.abstractmethod
+    async def latest_runs(self, jobs: Sequence[NodeKey]) -> dict[NodeKey, RunStatus]:
+        """Each job's newest run (``list_runs`` by job, first row); a job with none is left out."""
+
+    @abc.abstractmethod
+    async def last_good_writes(self, datasets: Sequence[NodeKey]) -> dict[NodeKey, LastWrite]:
+        """Each dataset's newest successful write among its last ``HISTORY_SCAN`` history rows
+        (as ``dataset_history.last_good_write``); a dataset with none is left out."""
+
+
 class Store(
     StoreLifecycle,
     EventSink,
@@ -268,6 +293,7 @@ class Store(
     IncidentBook,
     DatasetFreshness,
     Queries,
+    LineageReads,
 ):
     """Every role in one: SQLite (embedded) and Cassandra (production) implement all of them;
     each part of the system depends on the roles it uses."""

@@ -1,11 +1,9 @@
-"""The lineage graph read from any store's dataset tables (``Queries.job_datasets``,
-``dataset_jobs``, kept as events arrive): the neighbours of a level of nodes, read together,
+"""The lineage graph read from any store's dataset tables (``job_datasets``, ``dataset_jobs``,
+kept as events arrive): the neighbours of a level of nodes, in one ``LineageReads.links_of``,
 for ``domain.lineage.walk``. Used by the API (the graph, an incident's blast radius) and the
 worker (a page's blast radius, a stale dataset's failed upstream)."""
 
 from __future__ import annotations
-
-import asyncio
 
 from lineage_faust.domain.datasets import INPUT
 from lineage_faust.domain.lineage import (
@@ -17,30 +15,31 @@ from lineage_faust.domain.lineage import (
     job_node,
     walk,
 )
-from lineage_faust.store.interfaces import Queries
+from lineage_faust.store.interfaces import LineageReads
 
 
-def neighbours_in(store: Queries) -> Neighbours:
+def neighbours_in(store: LineageReads) -> Neighbours:
     async def neighbours(nodes: list[Node]) -> dict[Node, list[tuple[Node, str]]]:
-        async def of(node: Node) -> tuple[Node, list[tuple[Node, str]]]:
-            if node.is_job:
-                links = await store.job_datasets(node.namespace, node.name)
-                return node, [
-                    (dataset_node(x.namespace, x.name), "in" if x.direction == INPUT else "out")
-                    for x in links
-                ]
-            links = await store.dataset_jobs(node.namespace, node.name)
-            return node, [
-                (job_node(x.namespace, x.name), "out" if x.direction == INPUT else "in")
-                for x in links
+        jobs = [(n.namespace, n.name) for n in nodes if n.is_job]
+        datasets = [(n.namespace, n.name) for n in nodes if not n.is_job]
+        of_jobs, of_datasets = await store.links_of(jobs, datasets)
+        found: dict[Node, list[tuple[Node, str]]] = {}
+        for key, links in of_jobs.items():
+            found[job_node(*key)] = [
+                (dataset_node(namespace, name), "in" if direction == INPUT else "out")
+                for namespace, name, direction in links
             ]
-
-        return dict(await asyncio.gather(*(of(n) for n in nodes)))
+        for key, links in of_datasets.items():
+            found[dataset_node(*key)] = [
+                (job_node(namespace, name), "out" if direction == INPUT else "in")
+                for namespace, name, direction in links
+            ]
+        return found
 
     return neighbours
 
 
 async def graph_around(
-    store: Queries, start: Node, direction: Direction, depth: int, limit: int
+    store: LineageReads, start: Node, direction: Direction, depth: int, limit: int
 ) -> Graph:
     return await walk(start, neighbours_in(store), direction, depth, limit)

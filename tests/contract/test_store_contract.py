@@ -34,6 +34,7 @@ from lineage_faust.store import (
     StoredEvent,
     open_store,
 )
+from lineage_faust.store.dataset_history import HISTORY_SCAN, last_good_write
 from lineage_faust.store.queries import AlertQuery, IncidentQuery
 from lineage_faust.store.sqlite.codecs import READERS
 from lineage_faust.store.sqlite.store import SQLiteStore
@@ -720,6 +721,94 @@ async def test_dataset_io_round_trip_and_walk(store: Store) -> None:
         ("orders", "output")
     ]
     assert (await store.list_dataset_runs("warehouse", "nothing", 10)).runs == []
+
+
+async def test_lineage_reads_of_a_level_agree_with_one_node_reads(store: Store) -> None:
+    rows = [io("orders", "output", f"load-{i}", "loader", 60 * i) for i in range(9)]
+    rows += [io("orders", "input", f"report-{i}", "report", 60 * i + 30) for i in range(9)]
+    rows += [io("summary", "output", f"report-{i}", "report", 60 * i + 31) for i in range(9)]
+    await store.write_dataset_io(rows)
+    await store.write_run_statuses(
+        [
+            run_status(
+                f"load-{i}",
+                "COMPLETE" if i < 7 else "FAIL",
+                namespace="ns-ds",
+                job="loader",
+                start=BASE + timedelta(hours=i),
+                end=BASE + timedelta(hours=i, minutes=5),
+            )
+            for i in range(9)
+        ]
+    )
+    jobs = [("ns-ds", "loader"), ("ns-ds", "report"), ("ns-ds", "nobody"), ("ns-ds", "loader")]
+    datasets = [("warehouse", "orders"), ("warehouse", "summary"), ("warehouse", "nothing")]
+
+    of_jobs, of_datasets = await store.links_of(jobs, datasets)
+    assert {k: sorted(v) for k, v in of_jobs.items()} == {
+        k: sorted((x.namespace, x.name, x.direction) for x in await store.job_datasets(*k))
+        for k in jobs[:2]
+    }
+    assert {k: sorted(v) for k, v in of_datasets.items()} == {
+        k: sorted((x.namespace, x.name, x.direction) for x in await store.dataset_jobs(*k))
+        for k in datasets[:2]
+    }
+    assert sorted(of_jobs[("ns-ds", "report")]) == [
+        ("warehouse", "orders", "input"),
+        ("warehouse", "summary", "output"),
+    ]
+
+    latest = await store.latest_runs(jobs)
+    assert set(latest) == {("ns-ds", "loader")}  # the report's runs have no status here
+    assert latest[("ns-ds", "loader")].run_id == "load-8"
+    assert latest[("ns-ds", "loader")].state == "FAIL"
+
+    writes = await store.last_good_writes(datasets)
+    assert writes == {("warehouse", "orders"): await last_good_write(store, "warehouse", "orders")}
+    good = writes[("warehouse", "orders")]
+    assert (good.run_id, good.job, good.at) == (
+        "load-6",
+        "loader",
+        BASE + timedelta(hours=6, minutes=5),
+    )
+    assert await store.links_of([], []) == ({}, {})
+    assert await store.latest_runs([]) == {} and await store.last_good_writes([]) == {}
+
+
+async def test_a_good_write_older_than_the_scanned_history_is_not_found(store: Store) -> None:
+    # one good write, then more failed ones than a dataset's history scan reads
+    failed = HISTORY_SCAN + 5
+    rows = [io("events", "output", f"w-{i}", "writer", i) for i in range(failed + 1)]
+    await store.write_dataset_io(rows)
+    await store.write_run_statuses(
+        [
+            run_status(
+                f"w-{i}",
+                "COMPLETE" if i == 0 else "FAIL",
+                namespace="ns-ds",
+                job="writer",
+                start=BASE + timedelta(minutes=i),
+                end=BASE + timedelta(minutes=i, seconds=30),
+            )
+            for i in range(failed + 1)
+        ]
+    )
+    key = ("warehouse", "events")
+    assert await store.last_good_writes([key]) == {}
+    assert await last_good_write(store, *key) is None
+    await store.write_run_statuses(  # the newest write within the scan succeeds after all
+        [
+            run_status(
+                f"w-{failed}",
+                "COMPLETE",
+                namespace="ns-ds",
+                job="writer",
+                start=BASE + timedelta(minutes=failed),
+                end=BASE + timedelta(minutes=failed, seconds=30),
+            )
+        ]
+    )
+    assert (await store.last_good_writes([key]))[key].run_id == f"w-{failed}"
 
 
 async def test_a_version_5_sqlite_store_gains_tries_and_incidents_in_place(tmp_path: Path) -> None:

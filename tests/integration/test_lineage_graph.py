@@ -15,6 +15,7 @@ import httpx
 import pytest
 from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
 
+from api.schemas import LineageGraph
 from tests.support.helpers import Stack, wait_until
 from tests.support.olclient import new_run_id, run_event
 
@@ -114,6 +115,7 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
     edges = expected_edges(models)
     # the whole project is one connected graph: from a source, both ways, deep enough
     whole = graph(f"dataset:{DB}:raw.source_0", depth=10, direction="both", limit=1000)
+    LineageGraph.model_validate(whole)  # the shape the OpenAPI document promises
     served = {(e["origin"], e["destination"]) for n in whole["graph"] for e in n["outEdges"]}
     assert served == edges and not whole["truncated"]
     assert {n["id"] for n in whole["graph"]} == {x for edge in edges for x in edge}

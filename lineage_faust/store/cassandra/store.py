@@ -1,9 +1,9 @@
 """The store on Cassandra. One class per role, all on one session (``session``: connection,
 prepared statements, batched writes): events and dead letters (``events``), run statuses
 and their index tables (``runs``), dataset reads and writes (``datasets``), the alerts
-outbox (``alerts``), incidents' lifecycles (``incidents``); ``CassandraStore`` is all of
-them. The driver's paging state is the API's opaque cursor (sealed with a check,
-``store.cursors``)."""
+outbox (``alerts``), incidents' lifecycles (``incidents``), lineage walks (``lineage``);
+``CassandraStore`` is all of them. The driver's paging state is the API's opaque cursor (sealed
+with a check, ``store.cursors``)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ from functools import partial
 from typing import Any
 
 from lineage_faust.store.cassandra.alerts import CassandraAlerts
-from lineage_faust.store.cassandra.datasets import CassandraDatasets
 from lineage_faust.store.cassandra.events import CassandraEvents
 from lineage_faust.store.cassandra.incidents import CassandraIncidents
+from lineage_faust.store.cassandra.lineage import CassandraLineage
 from lineage_faust.store.errors import StoreError
 from lineage_faust.store.interfaces import Store
 
 
-class CassandraStore(
-    CassandraEvents, CassandraDatasets, CassandraAlerts, CassandraIncidents, Store
-):
+class CassandraStore(CassandraEvents, CassandraLineage, CassandraAlerts, CassandraIncidents, Store):
     def __repr__(self) -> str:
         return f"CassandraStore({','.join(self.options.hosts)}/{self.options.keyspace})"
 

@@ -4,7 +4,8 @@ The worker writes and the API process reads the same file at the same time (WAL 
 proceed while a writer commits). One class per role, all on one set of connections
 (``connection``): events and dead letters (``events``), run statuses (``runs``), dataset reads
 and writes (``datasets``), the alerts outbox and incident ledger (``alerts``), incidents'
-lifecycles (``incidents``), dataset freshness (``freshness``); ``SQLiteStore`` is all of them.
+lifecycles (``incidents``), dataset freshness (``freshness``), lineage walks
+(``lineage``); ``SQLiteStore`` is all of them.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from lineage_faust.store.sqlite.codecs import (
     _now_us,
     pack_text,
 )
-from lineage_faust.store.sqlite.datasets import SQLiteDatasets
 from lineage_faust.store.sqlite.events import SQLiteEvents
 from lineage_faust.store.sqlite.freshness import SQLiteFreshness
 from lineage_faust.store.sqlite.incidents import SQLiteIncidents
+from lineage_faust.store.sqlite.lineage import SQLiteLineage
 
 
 class SQLiteStore(
-    SQLiteEvents, SQLiteDatasets, SQLiteAlerts, SQLiteIncidents, SQLiteFreshness, Store
+    SQLiteEvents, SQLiteLineage, SQLiteAlerts, SQLiteIncidents, SQLiteFreshness, Store
 ):
     pack_text = staticmethod(pack_text)  # events come packed: see pack_text
 
