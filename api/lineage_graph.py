@@ -23,7 +23,7 @@ from lineage_faust.domain.lineage import (
 from lineage_faust.domain.times import iso_ms
 from lineage_faust.store import Store
 from lineage_faust.store.incident_subjects import incidents_by_subject
-from lineage_faust.store.lineage_walk import graph_around
+from lineage_faust.store.lineage_walk import graph_around, likely_cause
 
 BLAST_DEPTH = 10
 BLAST_NODES = 500
@@ -110,9 +110,16 @@ def marquez_graph(graph: Graph, data: dict[Node, dict[str, Any]]) -> list[dict[s
 async def blast_radius(store: Store, incident: Incident) -> dict[str, Any]:
     """Everything downstream of the incident's failing jobs (and stale datasets)."""
     starts = [_start_of(incident, subject) for subject in incident.pending or incident.subjects]
-    graphs = await asyncio.gather(
-        *(graph_around(store, s, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES) for s in starts)
+    graphs, causes = await asyncio.gather(
+        asyncio.gather(
+            *(
+                graph_around(store, s, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES)
+                for s in starts
+            )
+        ),
+        asyncio.gather(*(likely_cause(store, s) for s in starts)),
     )
+    found_causes = [c for c in causes if c is not None and c.job not in starts]
     datasets: dict[Node, int] = {}
     jobs: dict[Node, int] = {}
     truncated = False
@@ -137,6 +144,9 @@ async def blast_radius(store: Store, incident: Incident) -> dict[str, Any]:
         "jobs": listed(jobs),
         "staleDatasets": sum(1 for n in datasets if (n.namespace, n.name) in stale),
         "truncated": truncated,
+        "likelyCause": min(found_causes, key=lambda c: c.distance).to_dict()
+        if found_causes
+        else None,
     }
 
 

@@ -310,6 +310,15 @@ class BlastNode(BaseModel):
     stale: bool | None = Field(None, description="Datasets: past their freshness expectation")
 
 
+class LikelyCause(BaseModel):
+    namespace: str
+    name: str
+    runId: str
+    state: str = Field(description="FAIL or ABORT")
+    endedAt: str | None
+    distance: int = Field(description="Edges upstream of the failing node")
+
+
 class BlastRadius(BaseModel):
     """What the incident's failing jobs feed, transitively (bounded: depth 10, 500 nodes)."""
 
@@ -317,6 +326,11 @@ class BlastRadius(BaseModel):
     jobs: list[BlastNode]
     staleDatasets: int
     truncated: bool
+    likelyCause: LikelyCause | None = Field(
+        None,
+        description="The nearest job upstream (depth 10) whose latest run failed: what the "
+        "failing jobs likely failed for",
+    )
 
 
 class IncidentOut(BaseModel):

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import NamedTuple
+
+from lineage_faust.domain.times import iso_ms
 
 MAX_DEPTH = 10
 MAX_NODES = 1000  # a graph is cut there (``truncated``)
@@ -130,12 +133,54 @@ def downstream_of(graph: Graph, starts: Iterable[Node]) -> tuple[list[Node], lis
     return [n for n in reached if not n.is_job], [n for n in reached if n.is_job]
 
 
+FAILED = ("FAIL", "ABORT")
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The likely upstream cause of a failure: the nearest job upstream of it whose latest
+    run failed (it did not write what the failing job read)."""
+
+    job: Node
+    run_id: str
+    state: str
+    ended: datetime | None
+    distance: int
+
+    def to_dict(self) -> dict:
+        return {
+            "namespace": self.job.namespace,
+            "name": self.job.name,
+            "runId": self.run_id,
+            "state": self.state,
+            "endedAt": iso_ms(self.ended) if self.ended else None,
+            "distance": self.distance,
+        }
+
+
+def nearest_failed(
+    upstream: Graph, latest: Mapping[Node, tuple[str, str, datetime | None]]
+) -> Cause | None:
+    """The nearest failed job of an upstream graph (its start left out), the earliest failure
+    among the nearest; ``latest`` is each job's latest run: (runId, state, ended)."""
+    failed = [
+        (upstream.depth_of[job], run[2] or datetime.max.replace(tzinfo=UTC), job)
+        for job, run in latest.items()
+        if job != upstream.start and job in upstream.depth_of and run[1] in FAILED
+    ]
+    if not failed:
+        return None
+    distance, _, job = min(failed)
+    run_id, state, ended = latest[job]
+    return Cause(job, run_id, state, ended, distance)
+
+
 NAMED = 5  # names a page carries of what it reaches
 
 
-def radius_summary(graph: Graph, starts: Iterable[Node]) -> dict:
+def radius_summary(graph: Graph, starts: Iterable[Node], cause: Cause | None = None) -> dict:
     """What a page says of its blast radius: how many datasets and jobs downstream, the
-    nearest few by name, whether the walk was cut."""
+    nearest few by name, whether the walk was cut, and the likely upstream cause."""
     datasets, jobs = downstream_of(graph, starts)
     return {
         "datasets": len(datasets),
@@ -143,4 +188,5 @@ def radius_summary(graph: Graph, starts: Iterable[Node]) -> dict:
         "firstDatasets": [f"{n.namespace}/{n.name}" for n in datasets[:NAMED]],
         "firstJobs": [f"{n.namespace}/{n.name}" for n in jobs[:NAMED]],
         "truncated": graph.truncated,
+        "likelyCause": cause.to_dict() if cause else None,
     }

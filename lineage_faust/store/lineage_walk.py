@@ -1,18 +1,21 @@
 """The lineage graph read from any store's dataset tables (``job_datasets``, ``dataset_jobs``,
 kept as events arrive): the neighbours of a level of nodes, in one ``LineageReads.links_of``,
-for ``domain.lineage.walk``. Used by the API (the graph, an incident's blast radius) and the
-worker (a page's blast radius, a stale dataset's failed upstream)."""
+for ``domain.lineage.walk``; and a failure's likely upstream cause. Used by the API (the graph,
+an incident's blast radius) and the worker (a page's blast radius, a stale dataset's failed
+upstream)."""
 
 from __future__ import annotations
 
 from lineage_faust.domain.datasets import INPUT
 from lineage_faust.domain.lineage import (
+    Cause,
     Direction,
     Graph,
     Neighbours,
     Node,
     dataset_node,
     job_node,
+    nearest_failed,
     walk,
 )
 from lineage_faust.store.interfaces import LineageReads
@@ -43,3 +46,23 @@ async def graph_around(
     store: LineageReads, start: Node, direction: Direction, depth: int, limit: int
 ) -> Graph:
     return await walk(start, neighbours_in(store), direction, depth, limit)
+
+
+CAUSE_DEPTH = 10  # how far upstream a likely cause is looked for
+CAUSE_NODES = 200
+
+
+async def likely_cause(store: LineageReads, node: Node) -> Cause | None:
+    """The nearest job upstream of ``node`` (a failing job, a stale dataset) whose latest run
+    failed, if any."""
+    upstream = await graph_around(store, node, Direction.UPSTREAM, CAUSE_DEPTH, CAUSE_NODES)
+    jobs = [n for n in upstream.nodes if n.is_job and n != node]
+    if not jobs:
+        return None
+    runs = await store.latest_runs([(n.namespace, n.name) for n in jobs])
+    latest = {
+        node: (run.run_id, run.state, run.end_time or run.last_event_time)
+        for node in jobs
+        if (run := runs.get((node.namespace, node.name))) is not None
+    }
+    return nearest_failed(upstream, latest)

@@ -39,7 +39,7 @@ from lineage_faust.domain.runstate import (
     is_expired,
 )
 from lineage_faust.failures import describe
-from lineage_faust.store.lineage_walk import graph_around
+from lineage_faust.store.lineage_walk import graph_around, likely_cause
 from lineage_faust.store.queries import RunQuery
 from lineage_faust.worker.freshness import DatasetWatch
 from lineage_faust.worker.incidents import Incidents
@@ -256,8 +256,9 @@ class RunStates:
     async def with_blast_radius(
         self, alerts: list[Alert], states: Mapping[str, RunState | None]
     ) -> list[Alert]:
-        """A new failure's page names what the failed job feeds downstream (read from the
-        dataset tables within ``BLAST_BUDGET_S``; a page is not held longer for it)."""
+        """A new failure's page names what the failed job feeds downstream and its likely
+        upstream cause (read from the dataset tables within ``BLAST_BUDGET_S``; a page is not
+        held longer for it)."""
         new = [
             i
             for i, a in enumerate(alerts)
@@ -271,17 +272,19 @@ class RunStates:
 
         async def radius(alert: Alert) -> Alert:
             start = job_node(alert.namespace, alert.job)
+            store = self.state.store
             try:
-                graph = await asyncio.wait_for(
-                    graph_around(
-                        self.state.store, start, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES
+                graph, cause = await asyncio.wait_for(
+                    asyncio.gather(
+                        graph_around(store, start, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES),
+                        likely_cause(store, start),
                     ),
                     BLAST_BUDGET_S,
                 )
             except Exception as exc:  # slow or failing store: the page goes without it
                 log.warning("blast radius of %s not read (%s)", alert.alert_id, describe(exc))
                 return alert
-            return dataclasses.replace(alert, blast_radius=radius_summary(graph, [start]))
+            return dataclasses.replace(alert, blast_radius=radius_summary(graph, [start], cause))
 
         found = await asyncio.gather(*(radius(alerts[i]) for i in new))
         out = list(alerts)

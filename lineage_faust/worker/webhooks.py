@@ -68,11 +68,17 @@ def _slack(title: str, lines: list[str]) -> dict[str, Any]:
 
 
 def blast_line(radius: Mapping[str, Any]) -> str:
-    """``downstream: 3 datasets, 2 jobs (shop.orders, ...)``."""
+    """``downstream: 3 datasets, 2 jobs (shop.orders, ...); likely cause upstream: ...``."""
     named = [*radius.get("firstDatasets", []), *radius.get("firstJobs", [])][:5]
     more = "+" if radius.get("truncated") else ""
     line = f"downstream: {radius['datasets']}{more} datasets, {radius['jobs']}{more} jobs"
-    return f"{line} ({', '.join(named)})" if named else line
+    line = f"{line} ({', '.join(named)})" if named else line
+    if cause := radius.get("likelyCause"):
+        line += (
+            f"; likely cause upstream: {cause['namespace']}/{cause['name']} "
+            f"({cause['state']}, run {cause['runId']})"
+        )
+    return line
 
 
 PAGERDUTY_SEVERITY = {"critical": "critical", "warning": "warning", "info": "info"}

@@ -240,3 +240,53 @@ def test_a_stale_mart_downstream_of_a_failure_joins_its_incident(
     radius = {d["name"]: d for d in incident["blastRadius"]["datasets"]}
     assert radius["mart.a"]["stale"] and radius["stg.a"]["distance"] == 1
     assert "mart.b" not in radius
+
+
+def test_a_failure_downstream_of_a_failed_job_names_it_as_the_likely_cause(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """raw.c -> stg_c -> stg.c -> int_c -> int.c: stg_c fails, then int_c fails on what it
+    read. int_c's page and incident name stg_c (two edges up) as the likely cause; stg_c's
+    own, whose upstream is healthy, name none."""
+    from tests.support.receiver import Receiver
+
+    now = datetime.now(UTC)
+    lines = []
+    for i, (model, reads, writes) in enumerate(
+        (("stg_c", "raw.c", "stg.c"), ("int_c", "stg.c", "int.c"))
+    ):
+        run_id, at = new_run_id(), now + timedelta(seconds=i)
+        io = {
+            "inputs": [InputDataset(namespace=DB, name=reads)],
+            "outputs": [OutputDataset(namespace=DB, name=writes)],
+        }
+        lines.append(run_event(RunState.START, run_id, model, namespace=DBT, at=at, **io))
+        lines.append(
+            run_event(RunState.FAIL, run_id, model, namespace=DBT, at=at, error="boom", **io)
+        )
+    (tmp_path / "first.jsonl").write_bytes(lines[0] + b"\n" + lines[1])
+    (tmp_path / "then.jsonl").write_bytes(lines[2] + b"\n" + lines[3])
+    with Receiver() as receiver:
+        stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
+        worker = stack.spawn("worker")
+        stack.start_api()
+        api = stack.api_url
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        assert stack.send(tmp_path / "first.jsonl").returncode == 0
+        wait_until(lambda: len(receiver.accepted) == 1, 30, "stg_c's page")
+        assert stack.send(tmp_path / "then.jsonl").returncode == 0
+        wait_until(lambda: len(receiver.accepted) == 2, 30, "int_c's page")
+        worker.stop()
+    pages = {page["job"]: page for page in receiver.accepted}
+    assert pages["stg_c"]["blastRadius"]["likelyCause"] is None
+    assert pages["stg_c"]["blastRadius"]["firstDatasets"] == [f"{DB}/stg.c"]  # int_c unseen yet
+    cause = pages["int_c"]["blastRadius"]["likelyCause"]
+    assert (cause["namespace"], cause["name"], cause["state"]) == (DBT, "stg_c", "FAIL")
+    assert cause["distance"] == 2 and cause["runId"] == pages["stg_c"]["runId"]
+    detail = httpx.get(f"{api}/api/v1/incidents/{pages['int_c']['incidentId']}").json()
+    assert detail["blastRadius"]["likelyCause"]["name"] == "stg_c"
+    assert detail["blastRadius"]["datasets"] == [
+        {"namespace": DB, "name": "int.c", "distance": 1, "stale": False}
+    ]
+    first = httpx.get(f"{api}/api/v1/incidents/{pages['stg_c']['incidentId']}").json()
+    assert first["blastRadius"]["likelyCause"] is None

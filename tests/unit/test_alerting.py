@@ -204,3 +204,11 @@ def test_a_slack_page_names_its_blast_radius() -> None:
     assert blast_line(radius) == "downstream: 3 datasets, 2 jobs (db/a, db/b, x/j)"
     cut = {"datasets": 200, "jobs": 0, "truncated": True}
     assert blast_line(cut) == "downstream: 200+ datasets, 0+ jobs"
+    caused = {
+        "datasets": 1,
+        "jobs": 0,
+        "likelyCause": {"namespace": "dbt", "name": "stg", "state": "FAIL", "runId": "r-1"},
+    }
+    assert blast_line(caused) == (
+        "downstream: 1 datasets, 0 jobs; likely cause upstream: dbt/stg (FAIL, run r-1)"
+    )

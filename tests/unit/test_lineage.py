@@ -3,6 +3,8 @@ Marquez's node ids with colons in namespaces."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from lineage_faust.domain.lineage import (
@@ -10,7 +12,9 @@ from lineage_faust.domain.lineage import (
     dataset_node,
     downstream_of,
     job_node,
+    nearest_failed,
     parse_node_id,
+    radius_summary,
     walk,
 )
 
@@ -54,3 +58,30 @@ def test_node_ids_are_marquezs() -> None:
     for bad in ("table:x:y", "job:only", "dataset::name", "job:ns:"):
         with pytest.raises(ValueError, match="expected dataset:<namespace>:<name>"):
             parse_node_id(bad)
+
+
+async def test_the_likely_cause_is_the_nearest_failed_job_upstream() -> None:
+    early, late = datetime(2026, 12, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, 2, tzinfo=UTC)
+    up = await walk(MART, neighbours, Direction.UPSTREAM, depth=10)
+    assert (
+        nearest_failed(up, {LOAD: ("r1", "COMPLETE", early), MODEL: ("r2", "COMPLETE", late)})
+        is None
+    )
+    cause = nearest_failed(up, {LOAD: ("r1", "FAIL", early), MODEL: ("r2", "COMPLETE", late)})
+    assert cause is not None and (cause.job, cause.run_id, cause.distance) == (LOAD, "r1", 3)
+    # the nearer failure wins over the earlier one; the start itself is never its own cause
+    nearer = nearest_failed(up, {LOAD: ("r1", "FAIL", early), MODEL: ("r2", "ABORT", late)})
+    assert nearer is not None and nearer.job == MODEL and nearer.distance == 1
+    from_model = await walk(MODEL, neighbours, Direction.UPSTREAM, depth=10)
+    assert nearest_failed(from_model, {MODEL: ("r2", "FAIL", late)}) is None
+    # a job outside the walked graph is not a cause
+    assert nearest_failed(from_model, {job_node("x", "y"): ("r3", "FAIL", early)}) is None
+    summary = radius_summary(await walk(LOAD, neighbours, Direction.DOWNSTREAM), [LOAD], cause)
+    assert summary["likelyCause"] == {
+        "namespace": "dbt://wh",
+        "name": "stg_orders",
+        "runId": "r1",
+        "state": "FAIL",
+        "endedAt": "2026-12-01T01:00:00.000Z",
+        "distance": 3,
+    }
