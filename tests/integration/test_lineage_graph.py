@@ -16,6 +16,7 @@ import pytest
 from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
 
 from api.schemas import LineageGraph
+from tests.support.browser import ARTIFACTS, board_page, needs_chromium
 from tests.support.helpers import Stack, wait_until
 from tests.support.olclient import new_run_id, run_event
 
@@ -290,3 +291,113 @@ def test_a_failure_downstream_of_a_failed_job_names_it_as_the_likely_cause(
     ]
     first = httpx.get(f"{api}/api/v1/incidents/{pages['stg_c']['incidentId']}").json()
     assert first["blastRadius"]["likelyCause"] is None
+
+
+def within(edges: set[tuple[str, str]], start: str, depth: int, upstream: bool) -> set[str]:
+    """The nodes at most ``depth`` edges from ``start`` against (or along) the data's flow."""
+    step: dict[str, set[str]] = {}
+    for a, b in edges:
+        step.setdefault(b if upstream else a, set()).add(a if upstream else b)
+    seen, frontier = {start}, {start}
+    for _ in range(depth):
+        frontier = {n for f in frontier for n in step.get(f, ())} - seen
+        seen |= frontier
+    return seen
+
+
+def boxes_overlap(page) -> list[tuple[str, str]]:  # a Playwright page
+    boxes = page.evaluate(
+        """[...document.querySelectorAll('#lineage-graph g.node')].map((g) => {
+             const r = g.getBBox(), m = g.transform.baseVal.consolidate().matrix;
+             return [g.dataset.node, m.e, m.f, r.width, r.height]; })"""
+    )
+    return [
+        (a[0], b[0])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[1] < b[1] + b[3] and b[1] < a[1] + a[3] and a[2] < b[2] + b[4] and b[2] < a[2] + a[4]
+    ]
+
+
+@needs_chromium
+def test_the_board_draws_the_lineage_with_the_failure_and_its_blast_radius(
+    stack: Stack, tmp_path: Path
+) -> None:
+    from urllib.parse import quote
+
+    models = project()
+    path = tmp_path / "dbt.jsonl"
+    path.write_bytes(b"\n".join(events(models)))
+    worker = stack.spawn("worker")
+    stack.start_api()
+    api = stack.api_url
+    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+    assert stack.send(path).returncode == 0
+    [incident] = wait_until(
+        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
+        60,
+        "the failing model's incident",
+    )
+    worker.stop()
+    edges = expected_edges(models)
+    failing = f"job:{DBT}:{FAILING}"
+    below = reachable(edges, failing)
+    nodes = "#lineage-graph g.node"
+
+    def drawn(selector: str = nodes) -> set[str]:
+        return set(page.eval_on_selector_all(selector, "gs => gs.map((g) => g.dataset.node)"))
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with board_page(viewport={"width": 1600, "height": 1000}) as page:
+        # the whole project around a source: 60 nodes, laid out without overlaps
+        source = quote(f"dataset:{DB}:raw.source_0", safe="")
+        page.goto(f"{api}/#lineage/{source}?direction=both&depth=10")
+        page.wait_for_selector(f"{nodes}.FAIL", timeout=20_000)
+        assert drawn() == {x for edge in edges for x in edge} and len(drawn()) == 60
+        assert page.locator("#overview").is_hidden()
+        assert drawn(f"{nodes}.FAIL") == {failing}
+        assert drawn(f"{nodes}.blast") == below  # exactly what the failure feeds
+        assert page.locator("#lineage-graph path.edge").count() == len(edges)
+        assert page.locator("#lineage-graph path.edge.blast").count() == sum(
+            1 for a, b in edges if (a == failing or a in below) and b in below
+        )  # the paths the failure spreads along
+        assert boxes_overlap(page) == []
+        assert "60 nodes" in page.locator("#lineage-summary").inner_text()
+        whole = "#lineage-box { max-height: none; overflow: visible; }"  # the picture: all of it
+        page.add_style_tag(content=whole)
+        page.screenshot(path=str(ARTIFACTS / "board-lineage-dbt.png"), full_page=True)
+
+        # a dataset's page, then its upstream on the graph
+        mart = f"analytics.mart_model_{FAILING[-1]}"
+        page.goto(f"{api}/#dataset/{quote(DB, safe='')}/{quote(mart, safe='')}")
+        page.wait_for_selector("#dataset-summary", timeout=20_000)
+        assert "mart_model" in page.locator("#dataset-summary").inner_text()
+        page.click("#view h2 a.lineage-link:has-text('upstream')")
+        page.wait_for_selector(f"{nodes}.start", timeout=20_000)
+        assert drawn() == within(edges, f"dataset:{DB}:{mart}", 6, upstream=True)
+        assert drawn(f"{nodes}.start") == {f"dataset:{DB}:{mart}"}
+        page.add_style_tag(content=whole)
+        page.screenshot(path=str(ARTIFACTS / "board-lineage-upstream.png"), full_page=True)
+
+        # an incident's blast radius on the graph, from the incident's page
+        page.goto(f"{api}/#incident/{incident['incidentId']}")
+        page.click("#view a.lineage-link")
+        page.wait_for_selector(f"{nodes}.blast", timeout=20_000)
+        assert drawn(f"{nodes}.start") == {failing}
+        assert drawn(f"{nodes}.blast") == below
+        assert incident["incidentId"] in page.locator("#view h2").inner_text()
+        page.add_style_tag(content=whole)
+        page.screenshot(path=str(ARTIFACTS / "board-lineage-incident.png"), full_page=True)
+
+        # a click on a node moves the view there; back returns
+        output = f"dataset:{DB}:analytics.{FAILING}"
+        page.click(f"{nodes}[data-node='{output}']")
+        page.wait_for_function(
+            f"document.querySelector(\"#lineage-graph g.node.start\")?.dataset.node === '{output}'",
+            timeout=20_000,
+        )
+        page.go_back()
+        start = "document.querySelector('#lineage-graph g.node.start')?.dataset.node"
+        page.wait_for_function(f"{start} === {failing!r}", timeout=20_000)
+    for shot in ("dbt", "upstream", "incident"):
+        assert (ARTIFACTS / f"board-lineage-{shot}.png").stat().st_size > 20_000, shot

@@ -4,8 +4,6 @@ ops board in a real headless Chromium: real broker, worker and API processes, re
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,13 +15,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from lineage_faust.samples import fresh_copies, load_lines, run_ids
+from tests.support.browser import ARTIFACTS, board_page, needs_chromium
 from tests.support.helpers import SAMPLES, Stack, wait_until
 
 pytestmark = pytest.mark.integration
 USER, PASSWORD = "ops", "board-password-1"
-ARTIFACTS = Path(
-    os.environ.get("LINEAGE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")
-)
 
 
 @pytest.fixture
@@ -185,15 +181,8 @@ def test_clients_reconnect_across_an_api_restart_and_miss_nothing(
     assert client.items == everything[start:]  # nothing lost, nothing twice
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(
-    not CHROMIUM, reason="Debian's chromium is not installed (make test installs it)"
-)
+@needs_chromium
 def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     stack = running
     assert stack.send(SAMPLES).returncode == 0
     wait_until(
@@ -206,13 +195,7 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         60,
         "the samples' alerts",
     )
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
-    args += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        page = browser.new_context(
-            http_credentials={"username": USER, "password": PASSWORD}
-        ).new_page()
+    with board_page((USER, PASSWORD)) as page:
         page.goto(stack.api_url + "/")
         page.wait_for_selector("#live:has-text('live')", timeout=20_000)
         before = page.locator("#failures tr").count()
@@ -261,21 +244,32 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
             "ol_failing_retry.always_fails (try 2)",
         ]  # by start: the first try above the second
         assert page.locator("#timeline tr").count() == 2  # START, FAIL
-        assert "child runs" in page.locator("#run").inner_text().lower()
+        assert "child runs" in page.locator("#view").inner_text().lower()
         page.wait_for_selector("#impact:has-text('nothing known downstream')", timeout=20_000)
-        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-run-timeline.png"))
+        page.locator("#view").screenshot(path=str(ARTIFACTS / "board-run-timeline.png"))
 
         # a bar opens its run; the job link opens the job's history chart
         bars.nth(2).click()
-        page.wait_for_selector("#run h2:has-text('ol_failing_retry.always_fails')")
-        page.locator("#run h2 a.job").click()
+        page.wait_for_selector("#view h2:has-text('ol_failing_retry.always_fails')")
+        page.locator("#view h2 a.job").click()
         page.wait_for_selector("#job-chart", timeout=20_000)
         assert page.locator("#job-chart rect.bar").count() == 4  # 2 days x 2 tries
         assert page.locator("#job-chart rect.bar.retried").count() == 2
         summary = page.locator("#job-summary").inner_text()
         assert "2 runs" in summary and "success rate 0 %" in summary, summary
         assert "2 retried tries not counted" in summary
-        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-job-chart.png"))
+        page.locator("#view").screenshot(path=str(ARTIFACTS / "board-job-chart.png"))
+        # each view is a page of its own, at the top: the overview is gone while it shows, and
+        # the browser's back button walks back through the views to the overview
+        assert page.locator("#overview").is_hidden() and page.evaluate("window.scrollY") == 0
+        page.go_back()
+        page.wait_for_selector("#view h2:has-text('ol_failing_retry.always_fails')")
+        assert page.locator("#job-chart").count() == 0
+        page.go_back()
+        page.wait_for_selector("#children tr", timeout=20_000)  # the DAG run again
+        page.go_back()
+        page.wait_for_selector("#overview", state="visible")
+        assert page.locator("#page").is_hidden() and page.title() == "lineage-faust · runs"
 
         # an incident: what paged, then what followed; acknowledged, then resolved by hand
         page.locator("#incidents tr.incident:has-text('+ 3 joined') a").first.click()
@@ -284,22 +278,23 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         follow_ups = page.locator("#incident-follow-ups tr")
         assert follow_ups.count() == 3
         assert "ol_failing_retry" in page.locator("#incident-follow-ups").inner_text()
-        assert page.locator("#run h2 .state.open").count() == 1
-        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident.png"))
+        assert page.locator("#view h2 .state.open").count() == 1
+        page.locator("#view").screenshot(path=str(ARTIFACTS / "board-incident.png"))
         page.fill("#incident-note", "looking at the task's logs")
         page.click("#acknowledge")
-        page.wait_for_selector("#run h2 .state.acknowledged", timeout=20_000)
+        page.wait_for_selector("#view h2 .state.acknowledged", timeout=20_000)
         changes = page.locator("#incident-changes").inner_text()
         assert USER in changes and "looking at the task's logs" in changes
         assert page.locator("#acknowledge").count() == 0  # acknowledged once
-        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident-acknowledged.png"))
+        page.locator("#view").screenshot(path=str(ARTIFACTS / "board-incident-acknowledged.png"))
         page.fill("#incident-note", "the source file is back")
         page.click("#resolve")
-        page.wait_for_selector("#run h2 .state.resolved", timeout=20_000)
+        page.wait_for_selector("#view h2 .state.resolved", timeout=20_000)
         assert page.locator("#incident-actions").count() == 0
         assert "resolved after" in page.locator("#incident-times").inner_text()
-        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-incident-resolved.png"))
+        page.locator("#view").screenshot(path=str(ARTIFACTS / "board-incident-resolved.png"))
         # the overview follows: the incident resolved, its job in the time-to-resolve table
+        page.click("#to-overview")
         page.wait_for_selector("#incidents tr.incident .state.resolved", timeout=20_000)
         ttr = page.locator("#ttr tr.ttr")
         assert ttr.count() == 1 and "ol_failing_retry" in ttr.inner_text()
@@ -309,8 +304,7 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
         ttr.locator("a.job").click()
         page.wait_for_selector("#job-incident-strip rect.incident.resolved", timeout=20_000)
         assert "1 incidents" in page.locator("#job-incidents").inner_text()
-        page.locator("#run").screenshot(path=str(ARTIFACTS / "board-job-incidents.png"))
-        browser.close()
+        page.locator("#view").screenshot(path=str(ARTIFACTS / "board-job-incidents.png"))
     for shot in (
         "board.png",
         "board-run-timeline.png",
