@@ -13,6 +13,7 @@ from typing import Any
 
 from lineage_faust.domain.incidents import Incident, job_subject
 from lineage_faust.domain.lineage import (
+    FAILED,
     Direction,
     Graph,
     Node,
@@ -24,6 +25,7 @@ from lineage_faust.domain.times import iso_ms
 from lineage_faust.store import Store
 from lineage_faust.store.incident_subjects import incidents_by_subject
 from lineage_faust.store.lineage_walk import graph_around, likely_cause
+from lineage_faust.store.queries import LatestRun
 
 BLAST_DEPTH = 10
 BLAST_NODES = 500
@@ -56,7 +58,7 @@ async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:
             else {
                 "runId": run.run_id,
                 "state": run.state,
-                "time": iso_ms(run.end_time or run.last_event_time),
+                "time": iso_ms(run.ended) if run.ended else None,
             },
             "openIncident": open_incident,
         }
@@ -80,11 +82,10 @@ async def node_data(store: Store, graph: Graph) -> dict[Node, dict[str, Any]]:
     return data
 
 
-def failed_after(run: Any, written: datetime | None) -> bool:
-    if run is None or run.state not in ("FAIL", "ABORT"):
+def failed_after(run: LatestRun | None, written: datetime | None) -> bool:
+    if run is None or run.state not in FAILED:
         return False
-    ended = run.end_time or run.last_event_time
-    return written is None or (ended is not None and ended > written)
+    return written is None or (run.ended is not None and run.ended > written)
 
 
 def marquez_graph(graph: Graph, data: dict[Node, dict[str, Any]]) -> list[dict[str, Any]]:

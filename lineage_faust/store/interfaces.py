@@ -25,6 +25,7 @@ from lineage_faust.store.queries import (
     EventPage,
     IncidentPage,
     IncidentQuery,
+    LatestRun,
     RunPage,
     RunQuery,
 )
@@ -275,7 +276,7 @@ class LineageReads(abc.ABC):
         without times or order); a node with none is left out."""
 
     @abc.abstractmethod
-    async def latest_runs(self, jobs: Sequence[NodeKey]) -> dict[NodeKey, RunStatus]:
+    async def latest_runs(self, jobs: Sequence[NodeKey]) -> dict[NodeKey, LatestRun]:
         """Each job's newest run (``list_runs`` by job, first row); a job with none is left out."""
 
     @abc.abstractmethod

@@ -61,7 +61,7 @@ async def likely_cause(store: LineageReads, node: Node) -> Cause | None:
         return None
     runs = await store.latest_runs([(n.namespace, n.name) for n in jobs])
     latest = {
-        node: (run.run_id, run.state, run.end_time or run.last_event_time)
+        node: (run.run_id, run.state, run.ended)
         for node in jobs
         if (run := runs.get((node.namespace, node.name))) is not None
     }

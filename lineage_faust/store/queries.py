@@ -77,6 +77,15 @@ class DatasetRunPage:
 
 
 @dataclass(frozen=True, slots=True)
+class LatestRun:
+    """A job's newest run as a lineage graph shows it."""
+
+    run_id: str
+    state: str
+    ended: datetime | None  # when it ended (a run still going: its last event)
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetLink:
     """A job seen reading/writing a dataset, or a dataset a job was seen reading/writing."""
 

@@ -35,7 +35,7 @@ from lineage_faust.store import (
     open_store,
 )
 from lineage_faust.store.dataset_history import HISTORY_SCAN, last_good_write
-from lineage_faust.store.queries import AlertQuery, IncidentQuery
+from lineage_faust.store.queries import AlertQuery, IncidentQuery, LatestRun
 from lineage_faust.store.sqlite.codecs import READERS
 from lineage_faust.store.sqlite.store import SQLiteStore
 from tests.support.cassandra import STORE_KINDS, cassandra_url, drop_keyspace, new_keyspace
@@ -760,8 +760,9 @@ async def test_lineage_reads_of_a_level_agree_with_one_node_reads(store: Store) 
 
     latest = await store.latest_runs(jobs)
     assert set(latest) == {("ns-ds", "loader")}  # the report's runs have no status here
-    assert latest[("ns-ds", "loader")].run_id == "load-8"
-    assert latest[("ns-ds", "loader")].state == "FAIL"
+    assert latest[("ns-ds", "loader")] == LatestRun(
+        "load-8", "FAIL", BASE + timedelta(hours=8, minutes=5)
+    )
 
     writes = await store.last_good_writes(datasets)
     assert writes == {("warehouse", "orders"): await last_good_write(store, "warehouse", "orders")}

@@ -198,6 +198,8 @@ def test_the_board_shows_a_new_failure_without_reloading(running: Stack, tmp_pat
     with board_page((USER, PASSWORD)) as page:
         page.goto(stack.api_url + "/")
         page.wait_for_selector("#live:has-text('live')", timeout=20_000)
+        # the lineage view's layout library came through the same credentials as the page
+        assert page.evaluate("typeof dagre.layout") == "function"
         before = page.locator("#failures tr").count()
         assert before == 3  # the samples: two failed tries of a task, and its DAG run
         assert page.locator("#alerts tr.alert").count() == 3
@@ -343,7 +345,12 @@ def test_the_board_ships_inside_the_package(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("lineage_faust-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         board = archive.read("api/static/board.html").decode()
+        layout = archive.read("api/static/vendor/dagre.min.js")
+        licence = archive.read("api/static/vendor/dagre.LICENSE").decode()
     assert 'EventSource("/api/v1/stream")' in board
+    assert '<script src="/board/vendor/dagre.min.js">' in board
+    assert layout == (root / "api/static/vendor/dagre.min.js").read_bytes()
+    assert "Permission is hereby granted" in licence  # MIT: its notice ships with it
 
 
 def test_a_client_leaving_mid_replay_stops_the_stream_quietly(stack: Stack) -> None:

@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from lineage_faust.domain.freshness import LastWrite
-from lineage_faust.domain.records import RunStatus
 from lineage_faust.store.cassandra.datasets import CassandraDatasets
 from lineage_faust.store.dataset_history import last_good_write
 from lineage_faust.store.interfaces import Link, NodeKey
-from lineage_faust.store.queries import DatasetLink, RunQuery
+from lineage_faust.store.queries import DatasetLink, LatestRun, RunQuery
 
 IN_FLIGHT = 64  # requests of one level at once (the driver's connections take far more)
 
@@ -49,10 +48,13 @@ class CassandraLineage(CassandraDatasets):
 
         return await asyncio.gather(_each(jobs, of_job), _each(datasets, of_dataset))
 
-    async def latest_runs(self, jobs: Sequence[NodeKey]) -> dict[NodeKey, RunStatus]:
-        async def latest(namespace: str, job: str) -> RunStatus | None:
+    async def latest_runs(self, jobs: Sequence[NodeKey]) -> dict[NodeKey, LatestRun]:
+        async def latest(namespace: str, job: str) -> LatestRun | None:
             page = await self.list_runs(RunQuery(namespace=namespace, job=job), 1)
-            return page.runs[0] if page.runs else None
+            if not page.runs:
+                return None
+            run = page.runs[0]
+            return LatestRun(run.run_id, run.state, run.end_time or run.last_event_time)
 
         return await _each(jobs, latest)
 
