@@ -5,6 +5,7 @@ lists exactly its transitive downstream models and their outputs."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import deque
@@ -17,7 +18,7 @@ from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
 
 from api.schemas import LineageGraph
 from tests.support.browser import ARTIFACTS, board_page, needs_chromium
-from tests.support.helpers import Stack, wait_until
+from tests.support.helpers import SAMPLES, Stack, wait_until
 from tests.support.olclient import new_run_id, run_event
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,17 @@ def expected_edges(models: dict[str, tuple[list[str], str]]) -> set[tuple[str, s
     return edges
 
 
+def edges_in(lines: list[bytes]) -> set[tuple[str, str]]:
+    """The lineage the events declare, read from their JSON alone: input -> job -> output."""
+    edges = set()
+    for line in lines:
+        event = json.loads(line)
+        job = f"job:{event['job']['namespace']}:{event['job']['name']}"
+        edges |= {(f"dataset:{d['namespace']}:{d['name']}", job) for d in event.get("inputs", [])}
+        edges |= {(job, f"dataset:{d['namespace']}:{d['name']}") for d in event.get("outputs", [])}
+    return edges
+
+
 def reachable(edges: set[tuple[str, str]], start: str) -> set[str]:
     out: dict[str, set[str]] = {}
     for a, b in edges:
@@ -95,15 +107,24 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
     stack: Stack, tmp_path: Path
 ) -> None:
     models = project()
+    lines = events(models)
     path = tmp_path / "dbt.jsonl"
-    path.write_bytes(b"\n".join(events(models)))
+    path.write_bytes(b"\n".join(lines))
     worker = stack.spawn("worker")
     stack.start_api()
     api = stack.api_url
     wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
     assert stack.send(path).returncode == 0
+    assert stack.send(SAMPLES).returncode == 0  # the recorded Airflow DAGs too
     [incident] = wait_until(
-        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
+        lambda: (
+            [
+                i
+                for i in httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"]
+                if i["namespace"] == DBT
+            ]
+            or None
+        ),
         60,
         "the failing model's incident",
     )
@@ -114,6 +135,7 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
         return answer.json()
 
     edges = expected_edges(models)
+    assert edges_in(lines) == edges  # the project as designed is what its events declare
     # the whole project is one connected graph: from a source, both ways, deep enough
     whole = graph(f"dataset:{DB}:raw.source_0", depth=10, direction="both", limit=1000)
     LineageGraph.model_validate(whole)  # the shape the OpenAPI document promises
@@ -162,11 +184,23 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
     assert blast["datasets"][0]["distance"] == 1
 
     # the page itself carried it: counts and the nearest names
-    [page] = [a for a in httpx.get(f"{api}/api/v1/alerts").json()["alerts"] if a["paged"]]
+    alerts = httpx.get(f"{api}/api/v1/alerts", params={"limit": 100}).json()["alerts"]
+    [page] = [a for a in alerts if a["paged"] and a["namespace"] == DBT]
     carried = page["blastRadius"]
     assert carried["jobs"] == len(blast["jobs"]) and carried["datasets"] == len(blast["datasets"])
     assert carried["firstDatasets"][0] == f"{DB}/analytics.{FAILING}" and not carried["truncated"]
 
+    # the recorded Airflow DAGs declare no datasets: no lineage for any of their jobs
+    airflow = [line for line in SAMPLES.read_bytes().splitlines() if line.strip()]
+    assert edges_in(airflow) == set()
+    wait_until(
+        lambda: len(httpx.get(f"{api}/api/v1/runs", params={"limit": 1000}).json()["runs"]) >= 30,
+        60,
+        "the Airflow runs stored",
+    )
+    for job in {(e["job"]["namespace"], e["job"]["name"]) for e in map(json.loads, airflow)}:
+        answer = httpx.get(f"{api}/api/v1/lineage", params={"nodeId": f"job:{job[0]}:{job[1]}"})
+        assert answer.status_code == 404 and "no lineage known" in answer.json()["error"]
     for bad, status in (("table:x:y", 400), (f"job:{DBT}:nothing", 404), ("run:nope", 404)):
         assert httpx.get(f"{api}/api/v1/lineage", params={"nodeId": bad}).status_code == status
     worker.stop()
