@@ -272,10 +272,12 @@ class AlertOut(BaseModel):
     blastRadius: dict | None = Field(
         None,
         description="A failure's page: what its job feeds downstream (datasets, jobs: counts; "
-        "firstDatasets, firstJobs: the nearest names; truncated)",
+        "firstDatasets, firstJobs: the nearest names; truncated) and likelyCause (the nearest "
+        "job upstream whose latest run failed)",
     )
     runUrl: str | None
     incidentUrl: str = Field(description="The incident on the ops board")
+    lineageUrl: str = Field(description="The incident's blast radius on the board's lineage view")
 
 
 class LineageEdge(BaseModel):

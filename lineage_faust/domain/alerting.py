@@ -169,6 +169,8 @@ class Alert:
             "blastRadius": self.blast_radius,
             "runUrl": f"{api_url.rstrip('/')}/api/v1/runs/{self.run_id}" if self.run_id else None,
             "incidentUrl": f"{api_url.rstrip('/')}/#incident/{self.incident_id}",
+            # the board's lineage view of the incident: its failure and blast radius drawn
+            "lineageUrl": f"{api_url.rstrip('/')}/#lineage/incident%3A{self.incident_id}",
         }
 
     @classmethod

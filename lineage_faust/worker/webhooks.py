@@ -53,6 +53,8 @@ def slack_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     if radius := alert.get("blastRadius"):
         lines.append(blast_line(radius))
     links = [f"<{alert['runUrl']}|open the run>"] if alert.get("runUrl") else []
+    if radius and alert.get("lineageUrl"):
+        links.append(f"<{alert['lineageUrl']}|the blast radius>")
     if alert.get("incidentUrl"):
         links.append(f"<{alert['incidentUrl']}|the incident> (what follows joins it, unpaged)")
     lines.append(" · ".join(links))
@@ -114,6 +116,8 @@ def pagerduty_payload(alert: Mapping[str, Any], routing_key: str) -> dict[str, A
     }
     if not alert.get("datasetName"):
         details["failedTasks"] = [{"job": subject(alert), "runId": alert["runId"]}]
+    if radius := alert.get("blastRadius"):
+        details["downstream"] = blast_line(radius)  # what a responder reads first
     event["payload"] = {
         "summary": f"{alert['kind'].replace('_', ' ')}: {subject(alert)}: {alert['detail']}"[:1024],
         "source": subject(alert),
@@ -124,7 +128,11 @@ def pagerduty_payload(alert: Mapping[str, Any], routing_key: str) -> dict[str, A
         "class": alert["kind"],
         "custom_details": details,
     }
-    links = [("runUrl", "the run"), ("incidentUrl", "the incident on the board")]
+    links = [
+        ("runUrl", "the run"),
+        ("incidentUrl", "the incident on the board"),
+        ("lineageUrl", "its blast radius on the lineage graph"),
+    ]
     event["links"] = [{"href": alert[k], "text": t} for k, t in links if alert.get(k)]
     event["client"] = "lineage-faust"
     if alert.get("incidentUrl"):

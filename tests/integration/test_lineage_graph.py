@@ -327,6 +327,34 @@ def test_a_failure_downstream_of_a_failed_job_names_it_as_the_likely_cause(
     assert first["blastRadius"]["likelyCause"] is None
 
 
+# a layered graph of 150 nodes drawn by the board's own drawLineage (jobs and datasets
+# alternating over 12 ranks, each node reading two of the rank before), one job failed
+BIG_GRAPH = """() => {
+  const nodes = [], byRank = [];
+  for (let r = 0; r < 12; r++) {
+    byRank.push([]);
+    for (let i = 0; i < (r < 6 ? 12 : 13); i++) {
+      const job = r % 2 === 1, id = `${job ? "job" : "dataset"}:ns:n${r}_${i}`;
+      const state = r === 3 && i === 0 ? "FAIL" : "COMPLETE", at = new Date().toISOString();
+      const data = {namespace: "ns", name: `n${r}_${i}`, stale: false, atRisk: false,
+                    lastGoodWrite: null, latestRun: job ? {state, time: at} : null};
+      const node = {id, type: job ? "JOB" : "DATASET", data, inEdges: [], outEdges: []};
+      if (r > 0) [i, i + 1].forEach((k) => {
+        const from = byRank[r - 1][k % byRank[r - 1].length];
+        const edge = {origin: from.id, destination: id};
+        from.outEdges.push(edge); node.inEdges.push(edge);
+      });
+      byRank[r].push(node); nodes.push(node);
+    }
+  }
+  const failed = new Set(["job:ns:n3_0"]);
+  document.querySelector("#view h2").textContent = "A synthetic layered graph of 150 nodes";
+  document.getElementById("lineage-summary").textContent = "150 nodes, 1 failed";
+  document.getElementById("lineage-box").innerHTML =
+    drawLineage(nodes, nodes[0].id, failed, downstreamOf(nodes, failed));
+}"""
+
+
 def within(edges: set[tuple[str, str]], start: str, depth: int, upstream: bool) -> set[str]:
     """The nodes at most ``depth`` edges from ``start`` against (or along) the data's flow."""
     step: dict[str, set[str]] = {}
@@ -433,5 +461,12 @@ def test_the_board_draws_the_lineage_with_the_failure_and_its_blast_radius(
         page.go_back()
         start = "document.querySelector('#lineage-graph g.node.start')?.dataset.node"
         page.wait_for_function(f"{start} === {failing!r}", timeout=20_000)
-    for shot in ("dbt", "upstream", "incident"):
+        # past the size of a dbt project: 150 nodes, 12 ranks, still no overlaps, nothing shrunk
+        page.evaluate(BIG_GRAPH)
+        assert page.locator(nodes).count() == 150 and boxes_overlap(page) == []
+        width = page.eval_on_selector("#lineage-graph g.node rect", "r => r.getBBox().width")
+        assert width == 210  # node boxes keep their size: the box scrolls instead
+        page.add_style_tag(content=whole)
+        page.screenshot(path=str(ARTIFACTS / "board-lineage-150.png"), full_page=True)
+    for shot in ("dbt", "upstream", "incident", "150"):
         assert (ARTIFACTS / f"board-lineage-{shot}.png").stat().st_size > 20_000, shot

@@ -215,6 +215,7 @@ async def test_pagerduty_gets_a_trigger_then_a_resolve_with_one_dedup_key() -> N
                 "errorMessage": "boom",
                 "runUrl": "https://ops/api/v1/runs/run-1",
                 "incidentUrl": "https://ops/#incident/inc-9",
+                "lineageUrl": "https://ops/#lineage/incident%3Ainc-9",
                 "blastRadius": {"datasets": 3, "jobs": 2, "firstDatasets": ["db/a"]},
             }
             done = [await deliveries.offer(trigger), await deliveries.offer(resolution(2, "inc-9"))]
@@ -227,11 +228,13 @@ async def test_pagerduty_gets_a_trigger_then_a_resolve_with_one_dedup_key() -> N
             assert sent["payload"]["source"] == "airflow/etl.load"
             details = sent["payload"]["custom_details"]
             assert details["blastRadius"]["jobs"] == 2
+            assert details["downstream"] == "downstream: 3 datasets, 2 jobs (db/a)"
             assert details["errorMessage"] == "boom"
             assert details["failedTasks"] == [{"job": "airflow/etl.load", "runId": "run-1"}]
             assert {link["href"] for link in sent["links"]} == {
                 "https://ops/api/v1/runs/run-1",
                 "https://ops/#incident/inc-9",
+                "https://ops/#lineage/incident%3Ainc-9",
             }
             assert deliveries.queues[0].url == f"{receiver.url}?team=data"  # key not in the URL
         finally:
