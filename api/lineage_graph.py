@@ -126,7 +126,9 @@ async def blast_radius(store: Store, incident: Incident) -> dict[str, Any]:
     truncated = False
     for graph in graphs:
         truncated |= graph.truncated
-        found_datasets, found_jobs = downstream_of(graph, starts)
+        # a failing job downstream of another one is in its blast radius too (dbt's skipped
+        # models, a DAG's downstream tasks): each walk leaves out only its own start
+        found_datasets, found_jobs = downstream_of(graph, [graph.start])
         for node in found_datasets:
             datasets[node] = min(datasets.get(node, 99), graph.depth_of[node])
         for node in found_jobs:

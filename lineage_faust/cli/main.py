@@ -122,7 +122,9 @@ def api() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1)
-@click.option("--samples", is_flag=True, help="Send the recorded Airflow events shipped with it.")
+@click.option(
+    "--samples", is_flag=True, help="Send the recorded Airflow and dbt events shipped with it."
+)
 @click.option("--topic", help="Topic to produce to (default: LINEAGE_TOPIC).")
 @click.option("--no-progress", is_flag=True, help="Do not draw a progress bar.")
 def send(paths: tuple[str, ...], samples: bool, topic: str | None, no_progress: bool) -> None:
@@ -131,14 +133,16 @@ def send(paths: tuple[str, ...], samples: bool, topic: str | None, no_progress: 
     Every line is sent as is (broken ones too: the worker dead-letters them with a
     reason), keyed as the OpenLineage Kafka transport keys events. Exits non-zero if
     the broker did not accept every message. --samples sends three recorded Airflow DAG
-    runs (one succeeds, one fails on both tries of a task, one sleeps and maps a task).
+    runs (one succeeds, one fails on both tries of a task, one sleeps and maps a task) and
+    two recorded runs of a dbt project (the second fails in a staging model, and the ten
+    models downstream of it are skipped).
     """
     from lineage_faust.cli.runtime import resolve_bootstrap
     from lineage_faust.cli.send import run_send
-    from lineage_faust.samples import SAMPLES
+    from lineage_faust.samples import DBT_SAMPLES, SAMPLES
 
     if samples:
-        paths = (*paths, str(SAMPLES))
+        paths = (*paths, str(SAMPLES), str(DBT_SAMPLES))
     if not paths:
         raise click.UsageError("name files to send (or - for stdin), or --samples")
     s = resolve_bootstrap(_settings())

@@ -76,6 +76,8 @@ class RunUpdate:
     stack_head: str | None = None
     try_number: int | None = None  # Airflow: this try of the task
     retries: int | None = None  # Airflow: retries the task is allowed
+    parent_namespace: str | None = None  # the parent run's job (its facet names it)
+    parent_job: str | None = None
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -111,6 +113,8 @@ class RunUpdate:
             if airflow and airflow.taskInstance
             else None,
             retries=airflow.task.retries if airflow and airflow.task else None,
+            parent_namespace=parent.job.namespace if parent and parent.job else None,
+            parent_job=parent.job.name if parent and parent.job else None,
         )
 
 
@@ -134,6 +138,10 @@ class RunState:
     stack_head: str | None = None
     try_number: int | None = None
     retries: int | None = None
+    # the parent run's job, as the parent facet names it: what a run of a job without
+    # datasets of its own (a dbt model's SQL statement) puts at risk is its parent's
+    parent_namespace: str | None = None
+    parent_job: str | None = None
     updated_at: float | None = None  # wall clock of the last change (idle detection)
     # wall clock when this worker first saw the run: catching up on old events is not a run
     # being late (overdue detection)
@@ -223,6 +231,8 @@ def apply_update(current: RunState | None, update: RunUpdate, now: float) -> tup
         "processing_type",
         "try_number",
         "retries",
+        "parent_namespace",
+        "parent_job",
     ):
         value = getattr(update, name)
         if value is not None and (later or getattr(new, name) is None):

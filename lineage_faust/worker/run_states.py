@@ -26,7 +26,7 @@ from lineage_faust.domain import alerting
 from lineage_faust.domain.alerting import APP_HEADER, Alert, alert_partition
 from lineage_faust.domain.identity import run_partition
 from lineage_faust.domain.incidents import job_subject
-from lineage_faust.domain.lineage import Direction, job_node, radius_summary
+from lineage_faust.domain.lineage import Cause, Direction, Graph, Node, job_node, radius_summary
 from lineage_faust.domain.live import live_change, live_messages
 from lineage_faust.domain.model import ticks_to_datetime
 from lineage_faust.domain.records import RunStatus, state_from_status, status_from_state
@@ -270,17 +270,28 @@ class RunStates:
         if not new:
             return alerts
 
-        async def radius(alert: Alert) -> Alert:
+        store = self.state.store
+
+        async def around(start: Node) -> tuple[Graph, Cause | None]:
+            return await asyncio.gather(
+                graph_around(store, start, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES),
+                likely_cause(store, start),
+            )
+
+        async def walked(alert: Alert) -> tuple[Node, Graph, Cause | None]:
             start = job_node(alert.namespace, alert.job)
-            store = self.state.store
+            graph, cause = await around(start)
+            run = states.get(alert.run_id)
+            if graph.edges or run is None or not (run.parent_namespace and run.parent_job):
+                return start, graph, cause
+            # a run of a job with no datasets of its own (a dbt model's SQL statement, an
+            # operator's sub-step): what its parent run's job feeds is what it puts at risk
+            start = job_node(run.parent_namespace, run.parent_job)
+            return start, *(await around(start))
+
+        async def radius(alert: Alert) -> Alert:
             try:
-                graph, cause = await asyncio.wait_for(
-                    asyncio.gather(
-                        graph_around(store, start, Direction.DOWNSTREAM, BLAST_DEPTH, BLAST_NODES),
-                        likely_cause(store, start),
-                    ),
-                    BLAST_BUDGET_S,
-                )
+                start, graph, cause = await asyncio.wait_for(walked(alert), BLAST_BUDGET_S)
             except Exception as exc:  # slow or failing store: the page goes without it
                 log.warning("blast radius of %s not read (%s)", alert.alert_id, describe(exc))
                 return alert

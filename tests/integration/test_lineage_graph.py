@@ -17,6 +17,7 @@ import pytest
 from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
 
 from api.schemas import LineageGraph
+from lineage_faust.samples import DBT_SAMPLES, load_lines
 from tests.support.browser import ARTIFACTS, board_page, needs_chromium
 from tests.support.helpers import SAMPLES, Stack, wait_until
 from tests.support.olclient import new_run_id, run_event
@@ -88,6 +89,16 @@ def edges_in(lines: list[bytes]) -> set[tuple[str, str]]:
         edges |= {(f"dataset:{d['namespace']}:{d['name']}", job) for d in event.get("inputs", [])}
         edges |= {(job, f"dataset:{d['namespace']}:{d['name']}") for d in event.get("outputs", [])}
     return edges
+
+
+def eccentricity(edges: set[tuple[str, str]], start: str) -> int:
+    """How many levels a walk both ways from ``start`` needs to reach every node."""
+    both = {(a, b) for a, b in edges} | {(b, a) for a, b in edges}
+    everything = {x for edge in edges for x in edge}
+    level = 0
+    while within(both, start, level, upstream=False) != everything:
+        level += 1
+    return level
 
 
 def reachable(edges: set[tuple[str, str]], start: str) -> set[str]:
@@ -470,3 +481,89 @@ def test_the_board_draws_the_lineage_with_the_failure_and_its_blast_radius(
         page.screenshot(path=str(ARTIFACTS / "board-lineage-150.png"), full_page=True)
     for shot in ("dbt", "upstream", "incident", "150"):
         assert (ARTIFACTS / f"board-lineage-{shot}.png").stat().st_size > 20_000, shot
+
+
+def test_the_recorded_dbt_project_its_failure_and_what_it_put_at_risk(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A real dbt-ol recording (samples.DBT_SAMPLES): a green run, then stg_payments fails and
+    dbt skips the ten models below it. The served graph is exactly the events' inputs and
+    outputs; one incident, one page; its blast radius is exactly what stg_payments feeds,
+    the skipped models among it; the page carries it."""
+    from tests.support.receiver import Receiver
+
+    lines = load_lines(DBT_SAMPLES)
+    edges = edges_in(lines)
+    failing = "job:dbt-shop:model.shop.stg_payments"
+    below = reachable(edges, failing)
+    skipped = {
+        f"job:dbt-shop:{e['job']['name']}"
+        for e in map(json.loads, lines)
+        if e["eventType"] == "ABORT"
+    }
+    assert len(skipped) == 10 and skipped < below  # as recorded: dbt skipped what it feeds
+    with Receiver() as receiver:
+        stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
+        worker = stack.spawn("worker")
+        stack.start_api()
+        api = stack.api_url
+        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        assert stack.send(DBT_SAMPLES).returncode == 0
+        wait_until(
+            lambda: (
+                len(httpx.get(f"{api}/api/v1/runs", params={"limit": 1000}).json()["runs"])
+                >= len({json.loads(line)["run"]["runId"] for line in lines})
+            ),
+            60,
+            "every run stored",
+        )
+        [page] = wait_until(lambda: receiver.accepted or None, 30, "the page")
+        time.sleep(1)  # what else could page has been folded by now
+        worker.stop()
+    assert len(receiver.accepted) == 1  # one failure, one incident, one page
+    # the whole project around its most central node (each edge is found from a node fewer
+    # than 10 levels away)
+    everything = {x for edge in edges for x in edge}
+    center = min(everything, key=lambda n: eccentricity(edges, n))
+    assert eccentricity(edges, center) < 10
+    whole = httpx.get(
+        f"{api}/api/v1/lineage",
+        params={"nodeId": center, "depth": 10, "direction": "both", "limit": 1000},
+        timeout=30,
+    ).json()
+    served = {(e["origin"], e["destination"]) for n in whole["graph"] for e in n["outEdges"]}
+    assert served == edges and not whole["truncated"]
+    assert len(whole["graph"]) == 62  # 31 jobs (7 seeds, 24 models), 31 tables
+    nodes = {n["id"]: n["data"] for n in whole["graph"]}
+    assert nodes[failing]["latestRun"]["state"] == "FAIL"
+    assert {n for n, d in nodes.items() if (d.get("latestRun") or {}).get("state") == "ABORT"} == (
+        skipped
+    )
+    payments = "dataset:duckdb:///srv/shop/warehouse.duckdb:warehouse.analytics.stg_payments"
+    assert nodes[payments]["atRisk"] and nodes[payments]["lastGoodWrite"] is not None
+
+    detail = httpx.get(f"{api}/api/v1/incidents/{page['incidentId']}", timeout=30).json()
+    radius = detail["blastRadius"]
+    listed = {f"dataset:{d['namespace']}:{d['name']}" for d in radius["datasets"]}
+    listed |= {f"job:{j['namespace']}:{j['name']}" for j in radius["jobs"]}
+    assert listed == below and not radius["truncated"]
+    assert radius["likelyCause"] is None  # the cause is in the incident itself
+    # The page carries the blast radius of the job that paged: which of the tree's failures
+    # pages depends on which run-updates partition is folded first (stg_payments' SQL
+    # statement, the model, a skipped model, or the dbt invocation). A statement's run names
+    # its model as its parent: the model's blast radius.
+    paged, carried = f"job:dbt-shop:{page['job']}", page["blastRadius"]
+    if paged not in {x for edge in edges for x in edge}:
+        parent = (
+            next(
+                e["run"]["facets"]["parent"]["job"]["name"]
+                for e in map(json.loads, lines)
+                if e["run"]["runId"] == page["runId"] and "parent" in e["run"].get("facets", {})
+            )
+            if page["job"] != "dbt-run-shop"
+            else None
+        )
+        paged = f"job:dbt-shop:{parent}" if parent else paged
+    expected = reachable(edges, paged)
+    assert carried["jobs"] == sum(1 for n in expected if n.startswith("job:")), page["job"]
+    assert carried["datasets"] == sum(1 for n in expected if n.startswith("dataset:"))

@@ -19,6 +19,7 @@ from lineage_faust.domain.runstate import (
     fold,
     is_expired,
 )
+from lineage_faust.samples import DBT_SAMPLES
 from tests.support.helpers import SAMPLES
 
 SECOND = 10_000_000  # ticks
@@ -139,6 +140,28 @@ def test_samples_fold_to_the_expected_states() -> None:
     dag = next(s for s in states.values() if s.job == "ol_failing_retry")
     assert task.parent_run_id == dag.run_id and task.root_run_id == dag.run_id
     assert task.error_message and "always_fails" not in (dag.parent_run_id or "")
+    assert (task.parent_namespace, task.parent_job) == (dag.namespace, dag.job)
+    assert dag.parent_job is None
+
+
+def test_the_recorded_dbt_runs_fold_to_what_dbt_did() -> None:
+    """The dbt recording: the second invocation's stg_payments fails (its SQL statement
+    first), the ten models downstream are skipped (ABORT); every run names its parent's job."""
+    by_run: dict[str, list[RunUpdate]] = {}
+    for line in DBT_SAMPLES.read_bytes().splitlines():
+        event = parse_event(line, 1 << 20)
+        assert isinstance(event, ValidEvent)
+        update = RunUpdate.from_event(event)
+        by_run.setdefault(update.run_id, []).append(update)
+    states = [s for s in (fold(u) for u in by_run.values()) if s is not None]
+    failed = sorted(s.job for s in states if s.state == "FAIL")
+    assert [j for j in failed if ".sql." not in j] == ["dbt-run-shop", "model.shop.stg_payments"]
+    assert sum(s.state == "ABORT" for s in states) == 10
+    model = next(s for s in states if s.job == "model.shop.stg_payments" and s.state == "FAIL")
+    assert model.error_message and "Binder Error" in model.error_message
+    statement = next(s for s in states if s.parent_run_id == model.run_id)
+    assert (statement.parent_namespace, statement.parent_job) == ("dbt-shop", model.job)
+    assert model.parent_job == "dbt-run-shop"
 
 
 EVENT_TYPES = st.sampled_from(["START", "RUNNING", "COMPLETE", "FAIL", "ABORT", "OTHER", None])
