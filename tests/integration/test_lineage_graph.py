@@ -567,3 +567,50 @@ def test_the_recorded_dbt_project_its_failure_and_what_it_put_at_risk(
     expected = reachable(edges, paged)
     assert carried["jobs"] == sum(1 for n in expected if n.startswith("job:")), page["job"]
     assert carried["datasets"] == sum(1 for n in expected if n.startswith("dataset:"))
+
+
+@needs_chromium
+def test_the_board_draws_the_recorded_dbt_failure_and_its_blast_radius(
+    stack: Stack,
+) -> None:
+    from urllib.parse import quote
+
+    edges = edges_in(load_lines(DBT_SAMPLES))
+    below = reachable(edges, "job:dbt-shop:model.shop.stg_payments")
+    worker = stack.spawn("worker")
+    stack.start_api()
+    api = stack.api_url
+    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+    assert stack.send(DBT_SAMPLES).returncode == 0
+    [incident] = wait_until(
+        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
+        60,
+        "the incident",
+    )
+    wait_until(  # the skipped models' failures have joined it
+        lambda: (
+            len(httpx.get(f"{api}/api/v1/incidents/{incident['incidentId']}").json()["alerts"])
+            >= 12
+        ),
+        30,
+        "the tree's failures in the incident",
+    )
+    worker.stop()
+    target = quote(f"incident:{incident['incidentId']}", safe="")
+    with board_page(viewport={"width": 1600, "height": 1000}) as page:
+        page.goto(f"{api}/#lineage/{target}")
+        page.wait_for_selector("#lineage-graph g.node.blast", timeout=20_000)
+        blast = page.eval_on_selector_all(
+            "#lineage-graph g.node.blast", "gs => gs.map((g) => g.dataset.node)"
+        )
+        assert set(blast) == below
+        failed = page.eval_on_selector_all(
+            "#lineage-graph g.node.FAIL", "gs => gs.map((g) => g.dataset.node)"
+        )
+        assert failed == ["job:dbt-shop:model.shop.stg_payments"]
+        assert page.locator("#lineage-graph g.node.ABORT").count() == 10  # dbt skipped them
+        assert boxes_overlap(page) == []
+        page.add_style_tag(content="#lineage-box { max-height: none; overflow: visible; }")
+        shot = ARTIFACTS / "board-lineage-dbt-recorded.png"
+        page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
