@@ -19,7 +19,7 @@ from openlineage.client.event_v2 import InputDataset, OutputDataset, RunState
 from api.schemas import LineageGraph
 from lineage_faust.samples import DBT_SAMPLES, load_lines
 from tests.support.browser import ARTIFACTS, board_page, needs_chromium
-from tests.support.helpers import SAMPLES, Stack, wait_until
+from tests.support.helpers import SAMPLES, Proc, Stack, wait_until
 from tests.support.olclient import new_run_id, run_event
 
 pytestmark = pytest.mark.integration
@@ -121,10 +121,7 @@ def test_the_graph_matches_the_events_and_the_blast_radius_is_downstream(
     lines = events(models)
     path = tmp_path / "dbt.jsonl"
     path.write_bytes(b"\n".join(lines))
-    worker = stack.spawn("worker")
-    stack.start_api()
-    api = stack.api_url
-    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+    worker, api = started(stack)
     assert stack.send(path).returncode == 0
     assert stack.send(SAMPLES).returncode == 0  # the recorded Airflow DAGs too
     [incident] = wait_until(
@@ -250,15 +247,12 @@ def test_a_stale_mart_downstream_of_a_failure_joins_its_incident(
     path = tmp_path / "project.jsonl"
     path.write_bytes(b"\n".join(lines))
     with Receiver() as receiver:
-        stack.extra_env.update(
+        worker, api = started(
+            stack,
             LINEAGE_WEBHOOKS=receiver.url,
             LINEAGE_DATASET_EXPECTATIONS='{"' + DB + '/mart.*": {"maxAgeSeconds": 4}}',
             LINEAGE_SWEEP_INTERVAL="0.5",
         )
-        worker = stack.spawn("worker")
-        stack.start_api()
-        api = stack.api_url
-        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
         assert stack.send(path).returncode == 0
 
         def alerts() -> list[dict]:
@@ -313,11 +307,7 @@ def test_a_failure_downstream_of_a_failed_job_names_it_as_the_likely_cause(
     (tmp_path / "first.jsonl").write_bytes(lines[0] + b"\n" + lines[1])
     (tmp_path / "then.jsonl").write_bytes(lines[2] + b"\n" + lines[3])
     with Receiver() as receiver:
-        stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
-        worker = stack.spawn("worker")
-        stack.start_api()
-        api = stack.api_url
-        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        worker, api = started(stack, LINEAGE_WEBHOOKS=receiver.url)
         assert stack.send(tmp_path / "first.jsonl").returncode == 0
         wait_until(lambda: len(receiver.accepted) == 1, 30, "stg_c's page")
         assert stack.send(tmp_path / "then.jsonl").returncode == 0
@@ -366,6 +356,37 @@ BIG_GRAPH = """() => {
 }"""
 
 
+def started(stack: Stack, **env: str) -> tuple[Proc, str]:
+    """A worker (ready) and the API, with ``env`` added: the worker and the API's address."""
+    stack.extra_env.update(env)
+    worker = stack.spawn("worker")
+    stack.start_api()
+    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+    return worker, stack.api_url
+
+
+def incident_of(stack: Stack, path: Path, alerts: int = 1) -> tuple[str, dict]:
+    """``path`` folded by a worker (stopped again) until its one incident holds ``alerts``
+    alerts: the API's address and the incident."""
+    worker, api = started(stack)
+    assert stack.send(path).returncode == 0
+    [incident] = wait_until(
+        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
+        60,
+        "the incident",
+    )
+    wait_until(
+        lambda: (
+            len(httpx.get(f"{api}/api/v1/incidents/{incident['incidentId']}").json()["alerts"])
+            >= alerts
+        ),
+        30,
+        f"{alerts} alerts in the incident",
+    )
+    worker.stop()
+    return api, incident
+
+
 def within(edges: set[tuple[str, str]], start: str, depth: int, upstream: bool) -> set[str]:
     """The nodes at most ``depth`` edges from ``start`` against (or along) the data's flow."""
     step: dict[str, set[str]] = {}
@@ -401,17 +422,7 @@ def test_the_board_draws_the_lineage_with_the_failure_and_its_blast_radius(
     models = project()
     path = tmp_path / "dbt.jsonl"
     path.write_bytes(b"\n".join(events(models)))
-    worker = stack.spawn("worker")
-    stack.start_api()
-    api = stack.api_url
-    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
-    assert stack.send(path).returncode == 0
-    [incident] = wait_until(
-        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
-        60,
-        "the failing model's incident",
-    )
-    worker.stop()
+    api, incident = incident_of(stack, path)
     edges = expected_edges(models)
     failing = f"job:{DBT}:{FAILING}"
     below = reachable(edges, failing)
@@ -503,11 +514,7 @@ def test_the_recorded_dbt_project_its_failure_and_what_it_put_at_risk(
     }
     assert len(skipped) == 10 and skipped < below  # as recorded: dbt skipped what it feeds
     with Receiver() as receiver:
-        stack.extra_env.update(LINEAGE_WEBHOOKS=receiver.url)
-        worker = stack.spawn("worker")
-        stack.start_api()
-        api = stack.api_url
-        wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
+        worker, api = started(stack, LINEAGE_WEBHOOKS=receiver.url)
         assert stack.send(DBT_SAMPLES).returncode == 0
         wait_until(
             lambda: (
@@ -577,25 +584,7 @@ def test_the_board_draws_the_recorded_dbt_failure_and_its_blast_radius(
 
     edges = edges_in(load_lines(DBT_SAMPLES))
     below = reachable(edges, "job:dbt-shop:model.shop.stg_payments")
-    worker = stack.spawn("worker")
-    stack.start_api()
-    api = stack.api_url
-    wait_until(lambda: "Worker]: Ready" in worker.log(), 60, "worker ready")
-    assert stack.send(DBT_SAMPLES).returncode == 0
-    [incident] = wait_until(
-        lambda: httpx.get(f"{api}/api/v1/incidents", timeout=10).json()["incidents"] or None,
-        60,
-        "the incident",
-    )
-    wait_until(  # the skipped models' failures have joined it
-        lambda: (
-            len(httpx.get(f"{api}/api/v1/incidents/{incident['incidentId']}").json()["alerts"])
-            >= 12
-        ),
-        30,
-        "the tree's failures in the incident",
-    )
-    worker.stop()
+    api, incident = incident_of(stack, DBT_SAMPLES, alerts=12)  # the skipped models' joined
     target = quote(f"incident:{incident['incidentId']}", safe="")
     with board_page(viewport={"width": 1600, "height": 1000}) as page:
         page.goto(f"{api}/#lineage/{target}")

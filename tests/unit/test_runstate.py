@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 from hypothesis import given, settings
@@ -121,14 +122,19 @@ def test_state_survives_serialisation() -> None:
     assert RunState.from_dict(orjson.loads(orjson.dumps(state))) == state
 
 
-def test_samples_fold_to_the_expected_states() -> None:
+def folded(path: Path) -> dict[str, RunState]:
+    """Each run of a recording, its events folded."""
     by_run: dict[str, list[RunUpdate]] = {}
-    for line in SAMPLES.read_bytes().splitlines():
+    for line in path.read_bytes().splitlines():
         event = parse_event(line, 1 << 20)
         assert isinstance(event, ValidEvent)
         update = RunUpdate.from_event(event)
         by_run.setdefault(update.run_id, []).append(update)
-    states = {run_id: fold(updates) for run_id, updates in by_run.items()}
+    return {run_id: state for run_id, u in by_run.items() if (state := fold(u)) is not None}
+
+
+def test_samples_fold_to_the_expected_states() -> None:
+    states = folded(SAMPLES)
     failed = sorted(s.job for s in states.values() if s.state == "FAIL")
     assert failed == [
         "ol_failing_retry",
@@ -147,13 +153,7 @@ def test_samples_fold_to_the_expected_states() -> None:
 def test_the_recorded_dbt_runs_fold_to_what_dbt_did() -> None:
     """The dbt recording: the second invocation's stg_payments fails (its SQL statement
     first), the ten models downstream are skipped (ABORT); every run names its parent's job."""
-    by_run: dict[str, list[RunUpdate]] = {}
-    for line in DBT_SAMPLES.read_bytes().splitlines():
-        event = parse_event(line, 1 << 20)
-        assert isinstance(event, ValidEvent)
-        update = RunUpdate.from_event(event)
-        by_run.setdefault(update.run_id, []).append(update)
-    states = [s for s in (fold(u) for u in by_run.values()) if s is not None]
+    states = list(folded(DBT_SAMPLES).values())
     failed = sorted(s.job for s in states if s.state == "FAIL")
     assert [j for j in failed if ".sql." not in j] == ["dbt-run-shop", "model.shop.stg_payments"]
     assert sum(s.state == "ABORT" for s in states) == 10
