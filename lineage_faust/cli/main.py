@@ -216,4 +216,5 @@ def init_topics() -> None:
         raise click.ClickException(f"topics not ready: {describe(exc)}") from None
     for spec in specs:
         click.echo(f"{spec.name:48} {states[spec.name].partitions:3} partitions  {spec.role}")
-    click.echo(f"topics ready on {s.bootstrap} (replication {s.topic_replication})")
+    insync = f", min.insync.replicas {s.topic_min_insync}" if s.topic_min_insync else ""
+    click.echo(f"topics ready on {s.bootstrap} (replication {s.topic_replication}{insync})")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,7 +59,16 @@ def changelog_topic_name(settings: Settings) -> str:
 
 
 def worker_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic the worker needs, as it creates them (with ``min.insync.replicas`` when
+    the settings name one: acks=all writes then need that many replicas in sync)."""
     n = settings.partitions
+    insync = (
+        {"min.insync.replicas": str(settings.topic_min_insync)} if settings.topic_min_insync else {}
+    )
+    return [dataclasses.replace(s, config={**s.config, **insync}) for s in _topics(settings, n)]
+
+
+def _topics(settings: Settings, n: int) -> list[TopicSpec]:
     return [
         TopicSpec(settings.topic, n, role="events (input)"),
         TopicSpec(settings.dlq_topic, 1, role="dead letters"),

@@ -80,6 +80,9 @@ class Settings:
     # /health reports a stall once events wait this long with nothing consumed
     stall_after_s: float = 60.0
     topic_replication: int = 1  # replication factor of the topics the worker creates
+    # min.insync.replicas of those topics: how many replicas an acks=all write must reach
+    # (None: the broker's default; replication - 1 by default on a replicated cluster)
+    topic_min_insync: int | None = None
     # datasets that must be written successfully every so often (LINEAGE_DATASET_EXPECTATIONS)
     dataset_expectations: tuple[Expectation, ...] = ()
     # how every Kafka client connects: protocol, SASL, TLS (LINEAGE_KAFKA_SECURITY_PROTOCOL…)
@@ -127,6 +130,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
     api_port = _int(env, "LINEAGE_API_PORT", 8000, minimum=0)
     run_retention_s = _float(env, "LINEAGE_RUN_RETENTION", 300.0)
     app_id = env.get("LINEAGE_APP_ID") or "lineage-faust"
+    replication = _int(env, "LINEAGE_TOPIC_REPLICATION", 1)
     return Settings(
         kafka_bootstrap=env.get("LINEAGE_KAFKA_BOOTSTRAP") or None,
         embedded_broker=_bool(env, "LINEAGE_EMBEDDED_BROKER"),
@@ -161,7 +165,8 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         public_url=(env.get("LINEAGE_PUBLIC_URL") or f"http://{api_host}:{api_port}").rstrip("/"),
         dlq_max_message_bytes=_int(env, "LINEAGE_DLQ_MAX_MESSAGE_BYTES", 1_000_000, minimum=4096),
         stall_after_s=_float(env, "LINEAGE_STALL_AFTER", 60.0, minimum=1.0),
-        topic_replication=_int(env, "LINEAGE_TOPIC_REPLICATION", 1),
+        topic_replication=replication,
+        topic_min_insync=parse_min_insync(env, replication),
         dataset_expectations=parse_dataset_expectations(env),
         kafka_security=parse_kafka_security(env),
         sweep_interval_s=_float(
@@ -171,6 +176,21 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
             minimum=0.1,
         ),
     )
+
+
+def parse_min_insync(env: Mapping[str, str], replication: int) -> int | None:
+    """``LINEAGE_TOPIC_MIN_INSYNC_REPLICAS``, by default one less than the replication (a
+    write survives one broker down, and still reaches two copies at a replication of 3)."""
+    default = replication - 1 if replication > 1 else None
+    if not env.get("LINEAGE_TOPIC_MIN_INSYNC_REPLICAS"):
+        return default
+    value = _int(env, "LINEAGE_TOPIC_MIN_INSYNC_REPLICAS", 1)
+    if value > replication:
+        raise ConfigError(
+            f"LINEAGE_TOPIC_MIN_INSYNC_REPLICAS={value} is more than "
+            f"LINEAGE_TOPIC_REPLICATION={replication}: no write could ever be acknowledged"
+        )
+    return value
 
 
 @cache

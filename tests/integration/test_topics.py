@@ -138,6 +138,46 @@ def test_init_topics_creates_them_all_and_refuses_a_wrong_shape(stack: Stack) ->
     assert f"topic {shared} (alerts) has 1 partitions, 4 are needed" in done.stderr
 
 
+async def topic_configs(bootstrap: str, names: list[str], keys: list[str]) -> dict[str, dict]:
+    """Each topic's ``keys`` as the broker describes them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        # every config asked for, filtered here: the embedded broker drops the connection
+        # when a request names the configs it wants
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        found = {}
+        for response in await admin.describe_configs(resources):
+            for described in response.to_object()["resources"]:
+                found[described["resource_name"]] = {
+                    e["config_names"]: e["config_value"]
+                    for e in described["config_entries"]
+                    if e["config_names"] in keys
+                }
+        return found
+    finally:
+        await admin.close()
+
+
+def test_topics_are_created_with_the_replicas_a_write_must_reach(stack: Stack) -> None:
+    """``min.insync.replicas`` on every topic the worker creates (with acks=all, a write then
+    needs that many replicas in sync), the changelog still compacted."""
+    env = {**stack.env, "LINEAGE_TOPIC_MIN_INSYNC_REPLICAS": "1"}
+    done = run_cli(env, "init-topics")
+    assert done.returncode == 0, done.stderr
+    assert "(replication 1, min.insync.replicas 1)" in done.stdout
+    expected = names(stack)
+    configs = asyncio.run(
+        topic_configs(stack.bootstrap, [*expected], ["min.insync.replicas", "cleanup.policy"])
+    )
+    assert {n: c["min.insync.replicas"] for n, c in configs.items()} == dict.fromkeys(expected, "1")
+    assert configs[f"{stack.name}-app-runs-changelog"]["cleanup.policy"] == "compact"
+    # more replicas in sync than there are copies: refused before anything is created
+    bad = {**stack.env, "LINEAGE_TOPIC_MIN_INSYNC_REPLICAS": "2"}
+    done = run_cli(bad, "init-topics")
+    assert done.returncode == 1 and "no write could ever be acknowledged" in done.stderr
+
+
 async def auto_create(bootstrap: str) -> bool:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
