@@ -13,22 +13,26 @@ import asyncio
 import random
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from lineage_faust.domain.keying import message_key
 from lineage_faust.kafka.embedded import free_port
 from lineage_faust.samples import fresh_copies, load_lines
 from lineage_faust.store import open_store
 from lineage_faust.store.queries import AlertQuery
+from tests.integration.test_alerts import ol_event
 from tests.support.cassandra import STORE_KINDS, drop_keyspace, use_store
 from tests.support.helpers import Proc, Stack, wait_until
+from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 SAMPLE_EVENTS = len(load_lines())  # 28: 14 runs, 3 of them FAIL, 3 alerts
@@ -95,14 +99,19 @@ class Stream:
             assert unpublished.fetchone()[0] == 0
 
     def wait_all_done(self, db: Path) -> None:
-        wait_until(lambda: db_count(db, STORED) == len(self.events), 240, "every event stored", 0.5)
+        self.wait_all_done_with(db)
+
+    def wait_all_done_with(
+        self, db: Path, extra_runs: int = 0, extra_events: int = 0, extra_alerts: int | None = None
+    ) -> None:
+        """Every event stored, every run finished, every alert published; ``extra_*``: more
+        (failed) runs sent beside the stream, one alert each unless told."""
+        events, runs = len(self.events) + extra_events, len(self.per_run) + extra_runs
+        alerts = 3 * self.copies + (extra_runs if extra_alerts is None else extra_alerts)
+        wait_until(lambda: db_count(db, STORED) == events, 240, "every event stored", 0.5)
+        wait_until(lambda: db_count(db, FINISHED) == runs, 120, "every run finished", 0.5)
         wait_until(
-            lambda: db_count(db, FINISHED) == len(self.per_run), 120, "every run finished", 0.5
-        )
-        wait_until(
-            lambda: (
-                db_count(db, "SELECT count(*) FROM alerts WHERE published = 1") == 3 * self.copies
-            ),
+            lambda: db_count(db, "SELECT count(*) FROM alerts WHERE published = 1") == alerts,
             60,
             "every alert published",
             0.5,
@@ -299,3 +308,116 @@ def test_the_accounting_is_exact_across_a_sigkill(stack: Stack, store_kind: str)
     assert acct["balanced"], acct
     assert acct["stored"] == len(stream.events) - before, (acct, before)
     assert_every_offset_delivered(first, last)
+
+
+async def run_ids_on_topic(bootstrap: str, topic: str) -> set[str]:
+    """Every run id the topic holds, read from its start to its end (no group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer.topics()
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: set[str] = set()
+        while True:
+            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+            if not behind:
+                return found
+            for records in (await consumer.getmany(*behind, timeout_ms=1000)).values():
+                found.update(orjson.loads(r.value)["run"]["runId"] for r in records)
+    finally:
+        await consumer.stop()
+
+
+async def fail_steadily(bootstrap: str, topic: str, runs: int, every_s: float) -> dict[str, float]:
+    """``runs`` runs of jobs of their own (each failure its own page), one started and failed
+    every ``every_s``: when each was sent (perf_counter)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    sent: dict[str, float] = {}
+    try:
+        for _ in range(runs):
+            run_id, at = str(uuid.uuid4()), datetime.now(UTC)
+            job = f"rolling-{run_id[:8]}"
+            for kind, when in (("START", at), ("FAIL", at + timedelta(milliseconds=5))):
+                event = ol_event(kind, run_id, job, when, namespace="rolling")
+                await producer.send_and_wait(topic, event, key=message_key(orjson.loads(event)))
+            sent[run_id] = time.perf_counter()
+            await asyncio.sleep(every_s)
+    finally:
+        await producer.stop()
+    return sent
+
+
+@pytest.mark.faults
+def test_a_rolling_restart_of_two_workers_while_failures_page(stack: Stack) -> None:
+    """Two workers, one group, one store, a webhook receiver. A backlog (8,400 events) and a
+    failure every 100 ms arrive while each worker in turn is told to stop (SIGTERM) and is
+    started again. Every event is stored once, every failure is paged once, and the longest
+    a failure waited for its page across the restarts is reported. (A fault test: run with
+    LINEAGE_FAULT_TESTS=1; see docs/guarantees.md for what it measures today.)"""
+    stream = Stream(copies=300, seed=11)
+    ports = [free_port(), free_port()]
+    shared_db = stack.tmp / "shared" / "lineage.db"
+
+    def spawn(i: int, tag: str) -> Proc:
+        stack.extra_env.update(
+            LINEAGE_DATA_DIR=str(stack.tmp / f"data-{i}"), LINEAGE_WORKER_PORT=str(ports[i])
+        )
+        return stack.spawn("worker", tag=tag)
+
+    with Receiver() as receiver:
+        stack.extra_env.update(
+            LINEAGE_STORE=f"sqlite:///{shared_db}", LINEAGE_WEBHOOKS=receiver.url
+        )
+        workers = [spawn(0, "worker-a"), spawn(1, "worker-b")]
+        for w in workers:
+            wait_until(lambda w=w: "Worker]: Ready" in w.log(), 90, f"{w.name} ready")
+        producing = start_producing(stack, stream.messages)
+        failing = ThreadPoolExecutor(1).submit(
+            asyncio.run, fail_steadily(stack.bootstrap, stack.topic, 250, 0.1)
+        )
+        restarts = []
+        for i, tag in ((0, "worker-a2"), (1, "worker-b2")):
+            time.sleep(4)
+            started = time.perf_counter()
+            assert workers[i].stop(timeout_s=60) == 0, workers[i].log()[-3000:]
+            workers[i] = spawn(i, tag)
+            wait_until(lambda i=i: "Worker]: Ready" in workers[i].log(), 90, f"{tag} ready")
+            restarts.append((started, time.perf_counter()))
+        sent = failing.result()
+        producing.result()
+        on_topic = asyncio.run(run_ids_on_topic(stack.bootstrap, stack.topic))
+        assert set(sent) <= on_topic, f"the broker lost {len(set(sent) - on_topic)} runs"
+        assert restarts[-1][1] < max(sent.values()), "the failures ended before the restarts"
+        try:
+            stream.wait_all_done_with(shared_db, extra_runs=len(sent), extra_events=2 * len(sent))
+            wait_until(lambda: set(sent) <= set(receiver.arrived), 60, "every failure paged")
+            time.sleep(2)  # anything sent twice would have arrived by now
+        finally:
+            for w in workers:
+                w.stop()
+    with sqlite3.connect(shared_db) as conn:
+        per_run = dict(conn.execute("SELECT runId, count(*) FROM events_by_run GROUP BY runId"))
+        states = dict(conn.execute("SELECT runId, state FROM run_status"))
+        unpublished = conn.execute("SELECT count(*) FROM alerts WHERE published = 0").fetchone()
+    assert per_run == {**stream.per_run, **dict.fromkeys(sent, 2)}  # none lost, none doubled
+    assert all(states[run_id] == "FAIL" for run_id in sent) and unpublished[0] == 0
+    rolling = [a["alertId"] for a in receiver.accepted if a["namespace"] == "rolling"]
+    waits = sorted(receiver.arrived[run_id] - at for run_id, at in sent.items())
+    during = [
+        receiver.arrived[r] - at
+        for r, at in sent.items()
+        if any(begin - 1 <= at <= end + 5 for begin, end in restarts)
+    ]
+    twice = len(rolling) - len(set(rolling))
+    print(
+        f"pages: {len(sent)} failures, {len(set(rolling))} paged, {twice} sent twice; wait p50 "
+        f"{waits[len(waits) // 2]:.3f} s, max {waits[-1]:.2f} s; around the restarts max "
+        f"{max(during):.2f} s; restarts took {[round(e - b, 1) for b, e in restarts]} s"
+    )
+    assert len(set(rolling)) == len(sent) and twice == 0  # each failure paged, once
