@@ -60,6 +60,7 @@ class SeekThenResumeRecovery(Recovery):
         if assignment:
             self.log.info("Seek stream partitions to committed offsets (before resuming them).")
             await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+            self.read_from_committed(consumer, assignment)
             await self.seek_uncommitted(consumer, assignment)
         consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
         self.completed.set()
@@ -71,6 +72,16 @@ class SeekThenResumeRecovery(Recovery):
             self.tables.on_standbys_ready()
         self.app.on_rebalance_end()
         self.log.info("Worker ready")
+
+    def read_from_committed(self, consumer: ConsumerT, assignment: set[TP]) -> None:
+        """Faust's ``perform_seek`` records a partition's committed offset (the next one to
+        read) as its last one read, so a first record past it (the committed one skipped)
+        looks like no gap at all. Recorded as the one before: the committed record must come
+        first, else the loop sees the gap and reads it again (``delivery.py``)."""
+        read = consumer._read_offset  # type: ignore[attr-defined]
+        for tp in assignment:
+            if not self._is_changelog_tp(tp) and read.get(tp):
+                read[tp] -= 1
 
     async def seek_uncommitted(self, consumer: ConsumerT, assignment: set[TP]) -> None:
         """Where stream partitions with no committed offset start: the client's reset
