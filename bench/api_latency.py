@@ -79,6 +79,26 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100)[int(p) - 1]
 
 
+def beside_health(
+    name: str, timings: list[float], floor: list[float], goal: float | None
+) -> list[Row]:
+    """p50 and p99 of a lookup, each beside the health endpoint's in the same run; the p99
+    against ``goal`` (ms) when there is one."""
+    p99 = percentile(timings, 99)
+    return [
+        Row(f"{name}: p50", percentile(timings, 50), "ms", percentile(floor, 50), "health p50"),
+        Row(
+            f"{name}: p99",
+            p99,
+            "ms",
+            percentile(floor, 99),
+            "health p99",
+            f"p99 <= {goal:.0f} ms" if goal else "",
+            (p99 <= goal) if goal else None,
+        ),
+    ]
+
+
 def timed(
     base_url: str, headers: dict, url: Callable[[], str], n: int, clients: int
 ) -> list[float]:
@@ -145,21 +165,8 @@ def run(n_events: int, requests: int, clients: list[int]) -> list[Row]:
                 rows.append(Row(f"API health, {n_clients} client(s): p99", floor_p99, "ms"))
                 for label, url in {**lookups, **(others if n_clients == 1 else {})}.items():
                     t = timed(base_url, headers, url, requests, n_clients)
-                    p50, p99 = percentile(t, 50), percentile(t, 99)
                     goal = GOAL_P99_MS.get(n_clients) if label in lookups else None
-                    name = f"API {label}, {n_clients} client(s)"
-                    rows.append(Row(f"{name}: p50", p50, "ms", percentile(floor, 50), "health p50"))
-                    rows.append(
-                        Row(
-                            f"{name}: p99",
-                            p99,
-                            "ms",
-                            floor_p99,
-                            "health p99",
-                            f"p99 <= {goal:.0f} ms" if goal else "",
-                            (p99 <= goal) if goal else None,
-                        )
-                    )
+                    rows += beside_health(f"API {label}, {n_clients} client(s)", t, floor, goal)
             rows.append(Row("API peak RSS", peak_rss_mb(api.pid), "MB"))
         finally:
             api.terminate()

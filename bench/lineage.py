@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-from bench.api_latency import percentile, timed
+from bench.api_latency import beside_health, percentile, timed
 from bench.report import Row, lineage_env, print_table, write_json
 from lineage_faust.domain import incidents
 from lineage_faust.domain.alerting import Alert, alert_id
@@ -148,22 +148,8 @@ def run(jobs: int, requests: int) -> list[Row]:
             rows.append(Row("API health, 1 client: p99", floor_p99, "ms"))
             for label, url in lookups.items():
                 t = timed(base, {}, url, requests, 1)
-                p50, p99 = percentile(t, 50), percentile(t, 99)
                 goal = GOAL_P99_MS if "depth 5" in label else None
-                rows.append(
-                    Row(f"lineage {label}: p50", p50, "ms", percentile(floor, 50), "health p50")
-                )
-                rows.append(
-                    Row(
-                        f"lineage {label}: p99",
-                        p99,
-                        "ms",
-                        floor_p99,
-                        "health p99",
-                        f"p99 <= {goal:.0f} ms" if goal else "",
-                        (p99 <= goal) if goal else None,
-                    )
-                )
+                rows += beside_health(f"lineage {label}", t, floor, goal)
         finally:
             api.terminate()
             api.wait(10)

@@ -61,8 +61,8 @@ async def likely_cause(store: LineageReads, node: Node) -> Cause | None:
         return None
     runs = await store.latest_runs([(n.namespace, n.name) for n in jobs])
     latest = {
-        node: (run.run_id, run.state, run.ended)
-        for node in jobs
-        if (run := runs.get((node.namespace, node.name))) is not None
+        job: (run.run_id, run.state, run.ended)
+        for job in jobs
+        if (run := runs.get((job.namespace, job.name))) is not None
     }
     return nearest_failed(upstream, latest)
